@@ -1,0 +1,139 @@
+#include "io/bus.h"
+
+#include <fmt/core.h>
+
+#include <algorithm>
+
+#include "common/error.h"
+#include "common/log.h"
+
+namespace iovmm::io {
+
+void AccessCounts::add(uint64_t offset, unsigned size, Direction direction, uint64_t n) {
+  std::lock_guard lock(mutex_);
+  counts_[Key{offset, size, direction}] += n;
+}
+
+std::map<AccessCounts::Key, uint64_t> AccessCounts::snapshot() const {
+  std::lock_guard lock(mutex_);
+  return counts_;
+}
+
+Bus::Bus(Space space) : space_(space), table_(std::make_shared<const Table>()) {}
+
+void Bus::publish(Table table) {
+  std::sort(table.begin(), table.end(), [](const Window& a, const Window& b) { return a.base < b.base; });
+  table_.store(std::make_shared<const Table>(std::move(table)), std::memory_order_release);
+}
+
+void Bus::map(Window window) {
+  if (!window.device) throw Error("bus: window without a device");
+  if (window.size == 0 || window.base + window.size < window.base) {
+    throw Error(fmt::format("{} bus: {} window {:#x}+{:#x} is empty or wraps", to_string(space_), window.label,
+                            window.base, window.size));
+  }
+  if (window.label.empty()) window.label = window.device->name();
+  std::lock_guard lock(writer_mutex_);
+  Table table = *table_.load(std::memory_order_acquire);
+  for (const auto& w : table) {
+    if (window.base < w.base + w.size && w.base < window.base + window.size) {
+      throw Error(fmt::format("{} bus: {} at {:#x}+{:#x} overlaps {} at {:#x}+{:#x}", to_string(space_),
+                              window.label, window.base, window.size, w.label, w.base, w.size));
+    }
+  }
+  table.push_back(std::move(window));
+  publish(std::move(table));
+}
+
+bool Bus::unmap(const Device& device, unsigned region) {
+  std::lock_guard lock(writer_mutex_);
+  Table table = *table_.load(std::memory_order_acquire);
+  auto it = std::find_if(table.begin(), table.end(),
+                         [&](const Window& w) { return w.device.get() == &device && w.region == region; });
+  if (it == table.end()) return false;
+  table.erase(it);
+  publish(std::move(table));
+  return true;
+}
+
+void Bus::move(const Device& device, unsigned region, uint64_t new_base) {
+  Window moved;
+  {
+    std::lock_guard lock(writer_mutex_);
+    const Table& table = *table_.load(std::memory_order_acquire);
+    auto it = std::find_if(table.begin(), table.end(),
+                           [&](const Window& w) { return w.device.get() == &device && w.region == region; });
+    if (it == table.end()) {
+      throw Error(fmt::format("{} bus: {} region {} is not mapped", to_string(space_), device.name(), region));
+    }
+    moved = *it;
+  }
+  // Not atomic with respect to other writers of the same window; windows of one device are changed by that
+  // device's own (locked) register writes only.
+  unmap(device, region);
+  moved.base = new_base;
+  map(std::move(moved));
+}
+
+Bus::Hit Bus::lookup(uint64_t addr, unsigned size) const {
+  auto table = table_.load(std::memory_order_acquire);
+  if (!valid_access_size(size)) return {std::move(table), nullptr, AccessResult::bad_size};
+  auto it = std::upper_bound(table->begin(), table->end(), addr,
+                             [](uint64_t a, const Window& w) { return a < w.base; });
+  if (it == table->begin()) return {std::move(table), nullptr, AccessResult::unmapped};
+  --it;
+  uint64_t offset = addr - it->base;
+  if (offset >= it->size) return {std::move(table), nullptr, AccessResult::unmapped};
+  if (size > it->size - offset) return {std::move(table), nullptr, AccessResult::crosses_end};
+  const Window* window = &*it;
+  return {std::move(table), window, AccessResult::ok};
+}
+
+void Bus::note_bad_access(AccessResult result, Direction direction, uint64_t addr, unsigned size, uint64_t value) {
+  (direction == Direction::read ? unmapped_reads_ : unmapped_writes_).fetch_add(1, std::memory_order_relaxed);
+  const char* why = result == AccessResult::crosses_end ? "runs past the end of a device window"
+                    : result == AccessResult::bad_size  ? "has an invalid width"
+                                                        : "hits no device";
+  if (direction == Direction::read) {
+    IOVMM_LOG_RATELIMITED("guest {} read of {} bytes at {:#x} {}: returning all-ones", to_string(space_), size, addr,
+                          why);
+  } else {
+    IOVMM_LOG_RATELIMITED("guest {} write of {} bytes ({:#x}) at {:#x} {}: ignored", to_string(space_), size, value,
+                          addr, why);
+  }
+}
+
+AccessResult Bus::read(uint64_t addr, unsigned size, uint64_t& value) {
+  Hit hit = lookup(addr, size);
+  value = valid_access_size(size) ? size_mask(size) : ~0ull;
+  if (hit.result != AccessResult::ok) {
+    note_bad_access(hit.result, Direction::read, addr, size, 0);
+    return hit.result;
+  }
+  uint64_t offset = addr - hit.window->base;
+  {
+    std::lock_guard lock(hit.window->device->mutex());
+    value = hit.window->device->read(hit.window->region, offset, size) & size_mask(size);
+  }
+  hit.window->counts->add(offset, size, Direction::read);
+  return AccessResult::ok;
+}
+
+AccessResult Bus::write(uint64_t addr, unsigned size, uint64_t value) {
+  Hit hit = lookup(addr, size);
+  if (hit.result != AccessResult::ok) {
+    note_bad_access(hit.result, Direction::write, addr, size, value);
+    return hit.result;
+  }
+  uint64_t offset = addr - hit.window->base;
+  {
+    std::lock_guard lock(hit.window->device->mutex());
+    hit.window->device->write(hit.window->region, offset, size, value & size_mask(size));
+  }
+  hit.window->counts->add(offset, size, Direction::write);
+  return AccessResult::ok;
+}
+
+std::vector<Window> Bus::windows() const { return *table_.load(std::memory_order_acquire); }
+
+}  // namespace iovmm::io

@@ -1,0 +1,52 @@
+// What a device model is to the rest of the VMM: register logic behind one or more windows ("regions"), with a lock
+// of its own. A device never learns how an access reached it (exit, coalesced replay, eventfd, socket...).
+#pragma once
+
+#include <cstdint>
+#include <mutex>
+#include <string>
+#include <utility>
+
+namespace iovmm::io {
+
+enum class Space : uint8_t { pio, mmio };
+enum class Direction : uint8_t { read, write };
+
+[[nodiscard]] constexpr const char* to_string(Space space) { return space == Space::pio ? "pio" : "mmio"; }
+[[nodiscard]] constexpr bool valid_access_size(unsigned size) {
+  return size == 1 || size == 2 || size == 4 || size == 8;
+}
+[[nodiscard]] constexpr uint64_t size_mask(unsigned size) { return size >= 8 ? ~0ull : (1ull << (size * 8)) - 1; }
+
+class Device {
+ public:
+  explicit Device(std::string name) : name_(std::move(name)) {}
+  Device(const Device&) = delete;
+  Device& operator=(const Device&) = delete;
+  virtual ~Device() = default;
+
+  [[nodiscard]] const std::string& name() const { return name_; }
+
+  // `region` names which of the device's windows was hit (PCI BAR number, or 0 for a device with one window),
+  // `offset` is relative to that window's base, `size` is 1, 2, 4 or 8 and the value is little-endian in the low
+  // bytes. The bus has already checked that [offset, offset+size) lies inside the window, and holds mutex().
+  [[nodiscard]] virtual uint64_t read(unsigned region, uint64_t offset, unsigned size) = 0;
+  virtual void write(unsigned region, uint64_t offset, unsigned size, uint64_t value) = 0;
+
+  // Serialises register accesses against each other and against the device's own threads. One per device: there
+  // is no global lock.
+  [[nodiscard]] std::mutex& mutex() { return mutex_; }
+
+ private:
+  std::string name_;
+  std::mutex mutex_;
+};
+
+// A level-triggered interrupt line as the device sees it; the machine decides how it reaches the guest.
+class IrqLine {
+ public:
+  virtual ~IrqLine() = default;
+  virtual void set_level(bool asserted) = 0;
+};
+
+}  // namespace iovmm::io

@@ -1,0 +1,53 @@
+#include "machine/event_loop.h"
+
+#include <sys/epoll.h>
+
+#include <cerrno>
+#include <fmt/core.h>
+
+#include "common/error.h"
+
+namespace iovmm {
+
+EventLoop::EventLoop() : epoll_(::epoll_create1(EPOLL_CLOEXEC)) {
+  if (!epoll_) throw_errno("epoll_create1");
+}
+
+void EventLoop::add(int fd, uint32_t events, Handler handler) {
+  epoll_event event{};
+  event.events = events;
+  event.data.fd = fd;
+  if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, fd, &event) != 0) throw_errno(fmt::format("epoll_ctl add fd {}", fd));
+  handlers_[fd] = std::make_shared<Handler>(std::move(handler));
+}
+
+void EventLoop::modify(int fd, uint32_t events) {
+  epoll_event event{};
+  event.events = events;
+  event.data.fd = fd;
+  if (::epoll_ctl(epoll_.get(), EPOLL_CTL_MOD, fd, &event) != 0) throw_errno(fmt::format("epoll_ctl mod fd {}", fd));
+}
+
+void EventLoop::remove(int fd) {
+  ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, fd, nullptr);
+  handlers_.erase(fd);
+}
+
+void EventLoop::run(const std::function<bool()>& keep_running) {
+  epoll_event events[16];
+  while (keep_running()) {
+    int n = ::epoll_wait(epoll_.get(), events, 16, -1);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      throw_errno("epoll_wait");
+    }
+    for (int i = 0; i < n; ++i) {
+      auto it = handlers_.find(events[i].data.fd);
+      if (it == handlers_.end()) continue;
+      auto handler = it->second;  // a handler may remove itself
+      (*handler)(events[i].events);
+    }
+  }
+}
+
+}  // namespace iovmm
