@@ -1,59 +1,31 @@
 #include "machine/cpu_setup.h"
 
-#include <array>
-
-#include "common/error.h"
 #include "kvm/cpuid.h"
 
 namespace iovmm {
 namespace {
-constexpr uint16_t kCodeSelector = 0x10;
-constexpr uint16_t kDataSelector = 0x18;
-constexpr uint16_t kTssSelector = 0x20;
-
-// Descriptor from the fields KVM also wants in kvm_segment; one source for both keeps them in agreement.
-uint64_t gdt_entry(const kvm_segment& s) {
-  uint64_t limit = s.g ? (s.limit >> 12) : s.limit;
-  return (limit & 0xffff) | ((s.base & 0xffffffull) << 16) | (uint64_t{s.type} << 40) | (uint64_t{s.s} << 44) |
-         (uint64_t{s.dpl} << 45) | (uint64_t{s.present} << 47) | (((limit >> 16) & 0xf) << 48) |
-         (uint64_t{s.avl} << 52) | (uint64_t{s.l} << 53) | (uint64_t{s.db} << 54) | (uint64_t{s.g} << 55) |
-         ((s.base >> 24 & 0xffull) << 56);
-}
-
-kvm_segment flat_segment(uint16_t selector, uint8_t type) {
-  kvm_segment s{};
-  s.base = 0;
-  s.limit = 0xffffffff;
-  s.selector = selector;
-  s.type = type;
-  s.present = 1;
-  s.dpl = 0;
-  s.db = 1;
-  s.s = 1;
-  s.g = 1;
-  return s;
+kvm_segment to_kvm(const boot::SegmentState& s) {
+  kvm_segment k{};
+  k.base = s.base;
+  k.limit = s.limit;
+  k.selector = s.selector;
+  k.type = s.type;
+  k.present = s.present ? 1 : 0;
+  k.s = s.code_or_data ? 1 : 0;
+  k.db = s.default_32bit ? 1 : 0;
+  k.g = s.granularity_4k ? 1 : 0;
+  return k;
 }
 }  // namespace
 
-void enter_flat_protected_mode(kvm::Vcpu& vcpu, GuestMemory& memory, uint64_t gdt_gpa, const FlatEntry& entry) {
-  kvm_segment code = flat_segment(kCodeSelector, 0xb);  // execute/read, accessed
-  kvm_segment data = flat_segment(kDataSelector, 0x3);  // read/write, accessed
-  kvm_segment tss{};
-  tss.selector = kTssSelector;
-  tss.limit = 0x67;
-  tss.type = 0xb;  // busy 32-bit TSS: VMX refuses protected mode without a usable TR
-  tss.present = 1;
-
-  std::array<uint64_t, 5> gdt{0, 0, gdt_entry(code), gdt_entry(data), gdt_entry(tss)};
-  if (!memory.write(gdt_gpa, gdt.data(), sizeof gdt)) throw Error("boot GDT lies outside guest RAM");
-
+void apply_entry_state(kvm::Vcpu& vcpu, const boot::EntryState& entry) {
   kvm_sregs sregs = vcpu.sregs();
-  sregs.cs = code;
-  sregs.ds = sregs.es = sregs.fs = sregs.gs = sregs.ss = data;
-  sregs.tr = tss;
-  sregs.gdt.base = gdt_gpa;
-  sregs.gdt.limit = sizeof gdt - 1;
-  sregs.cr0 = 0x11;  // PE | ET; paging off
+  sregs.cs = to_kvm(entry.code);
+  sregs.ds = sregs.es = sregs.fs = sregs.gs = sregs.ss = to_kvm(entry.data);
+  sregs.tr = to_kvm(entry.tss);
+  sregs.gdt.base = entry.gdt_base;
+  sregs.gdt.limit = entry.gdt_limit;
+  sregs.cr0 = entry.cr0;
   sregs.cr4 = 0;
   sregs.efer = 0;
   vcpu.set_sregs(sregs);
@@ -62,7 +34,7 @@ void enter_flat_protected_mode(kvm::Vcpu& vcpu, GuestMemory& memory, uint64_t gd
   regs.rip = entry.eip;
   regs.rax = entry.eax;
   regs.rbx = entry.ebx;
-  regs.rflags = 0x2;
+  regs.rflags = 0x2;  // bit 1 is reserved and must be set
   vcpu.set_regs(regs);
 }
 

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "../support/kvm_required.h"
+#include "boot/entry_state.h"
 #include "common/error.h"
 #include "common/fd.h"
 #include "kvm/cpuid.h"
@@ -22,7 +23,6 @@ namespace iovmm {
 namespace {
 
 constexpr uint64_t kCode = 0x1000;
-constexpr uint64_t kGdt = 0x500;
 // mov al, 0x2a; out 0xf4, al
 const std::vector<uint8_t> kExitMarker = {0xb0, 0x2a, 0xe6, 0xf4};
 
@@ -45,7 +45,7 @@ class TinyVm : public ::testing::Test {
     code.insert(code.end(), kExitMarker.begin(), kExitMarker.end());
     code.push_back(0xf4);  // hlt, never reached
     ASSERT_TRUE(memory_->write(kCode, code.data(), code.size()));
-    enter_flat_protected_mode(*vcpu_, *memory_, kGdt, FlatEntry{static_cast<uint32_t>(kCode), 0, 0});
+    apply_entry_state(*vcpu_, boot::setup_protected_mode_entry(*memory_, static_cast<uint32_t>(kCode), 0, 0));
   }
 
   // Runs to the next user-space exit.

@@ -1,0 +1,62 @@
+// A whole virtual machine: guest memory, the KVM VM and vCPUs, the two buses, the platform devices, the event
+// loop, and how it all stops. Construction validates everything and loads the kernel; run() is the only place
+// vCPUs execute.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <vector>
+
+#include "boot/boot_setup.h"
+#include "io/bus.h"
+#include "kvm/system.h"
+#include "kvm/vcpu.h"
+#include "kvm/vm.h"
+#include "machine/config.h"
+#include "machine/event_loop.h"
+#include "machine/platform.h"
+#include "machine/stop.h"
+#include "machine/vcpu_runner.h"
+#include "memory/guest_memory.h"
+
+namespace iovmm {
+
+class Machine {
+ public:
+  // Throws UsageError for anything the user can fix (options, kernel file), Error for KVM or host failures.
+  explicit Machine(MachineConfig config);
+  ~Machine();
+
+  // Runs the guest until it stops; returns the process exit status (see exit_status.h).
+  [[nodiscard]] int run();
+
+  // For tests and stats.
+  [[nodiscard]] const boot::BootSetup& boot_setup() const { return boot_; }
+  [[nodiscard]] GuestMemory& memory() { return *memory_; }
+
+ private:
+  void validate_config();
+  void create_vm();
+  void create_vcpus();
+  void watch_for_halted_vcpus();
+  void write_stats();
+
+  MachineConfig config_;
+  std::chrono::steady_clock::time_point created_at_ = std::chrono::steady_clock::now();
+  kvm::System system_;
+  std::unique_ptr<GuestMemory> memory_;
+  std::unique_ptr<kvm::Vm> vm_;
+  io::Bus pio_{io::Space::pio};
+  io::Bus mmio_{io::Space::mmio};
+  StopController stop_;
+  std::unique_ptr<Platform> platform_;
+  boot::BootSetup boot_;
+  std::vector<std::unique_ptr<kvm::Vcpu>> vcpus_;
+  std::vector<std::unique_ptr<VcpuRunner>> runners_;
+  EventLoop loop_;
+  int dead_watchdog_ticks_ = 0;
+  std::vector<uint64_t> probes_seen_;
+  double startup_ms_ = 0;
+};
+
+}  // namespace iovmm

@@ -1,0 +1,202 @@
+#include "machine/platform.h"
+
+#include <fcntl.h>
+#include <sys/epoll.h>
+#include <sys/timerfd.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <fmt/core.h>
+
+#include "boot/acpi/acpi.h"
+#include "boot/layout.h"
+#include "common/error.h"
+#include "common/log.h"
+#include "devices/pci/bar_allocation.h"
+#include "machine/exit_status.h"
+
+namespace iovmm {
+namespace {
+
+// A GSI on the in-kernel irqchip: KVM routes it to both the PIC and the IOAPIC, as an ISA line is wired on a PC.
+class KvmIrqLine final : public io::IrqLine {
+ public:
+  KvmIrqLine(kvm::Vm& vm, uint32_t gsi) : vm_(vm), gsi_(gsi) {}
+  void set_level(bool asserted) override {
+    try {
+      vm_.set_irq_line(gsi_, asserted);
+    } catch (const std::exception& e) {
+      IOVMM_LOG_RATELIMITED("{}", e.what());
+    }
+  }
+
+ private:
+  kvm::Vm& vm_;
+  uint32_t gsi_;
+};
+
+constexpr uint32_t kSciGsi = 9;
+constexpr unsigned kHostBridgeSlot = 0;
+
+void write_console(uint8_t byte) {
+  // The guest's console is ours: a failed write (closed pipe) drops the byte rather than stopping the guest.
+  [[maybe_unused]] auto written = ::write(STDOUT_FILENO, &byte, 1);
+}
+
+}  // namespace
+
+Platform::Platform(PlatformContext context) : context_(context) {
+  create_devices();
+  create_pci();
+  fill_fw_cfg();
+  write_acpi();
+}
+
+Platform::~Platform() {
+  if (saved_termios_) tcsetattr(STDIN_FILENO, TCSANOW, &*saved_termios_);
+}
+
+void Platform::map(io::Bus& bus, uint64_t base, uint64_t size, std::shared_ptr<io::Device> device) {
+  io::Window window;
+  window.base = base;
+  window.size = size;
+  window.device = std::move(device);
+  bus.map(std::move(window));
+}
+
+void Platform::create_devices() {
+  StopController& stop = context_.stop;
+  uart_ = std::make_shared<devices::Uart16550>(
+      "com1", std::make_shared<KvmIrqLine>(context_.vm, devices::Uart16550::kCom1Irq), write_console);
+  map(context_.pio, devices::Uart16550::kCom1Base, devices::Uart16550::kRegionSize, uart_);
+
+  debug_exit_ = std::make_shared<devices::DebugExit>("debug-exit", [&stop](int status) {
+    stop.request(status, fmt::format("guest wrote to isa-debug-exit: exit status {}", status));
+  });
+  map(context_.pio, devices::DebugExit::kDefaultBase, devices::DebugExit::kDefaultSize, debug_exit_);
+
+  fw_cfg_ = std::make_shared<devices::FwCfg>("fw_cfg");
+  map(context_.pio, devices::FwCfg::kIoBase, devices::FwCfg::kRegionSize, fw_cfg_);
+
+  acpi_pm_ = std::make_shared<devices::AcpiPm>(
+      "acpi-pm", [&stop] { stop.request(kExitPoweredOff, "guest powered off (ACPI S5)"); },
+      std::make_shared<KvmIrqLine>(context_.vm, kSciGsi));
+  map(context_.pio, devices::kPmIoBase, devices::kPmRegionSize, acpi_pm_);
+
+  for (const auto& spec : context_.config.devices) {
+    auto type = spec.substr(0, spec.find(','));
+    throw UsageError(fmt::format("--device {}: unknown device type '{}'", spec, type));
+  }
+}
+
+void Platform::create_pci() {
+  StopController& stop = context_.stop;
+  pci_root_ = std::make_shared<devices::PciRoot>("pci-cfg", [&stop] {
+    stop.request(kExitPoweredOff, "guest requested a reset through port 0xCF9; iovmm does not reboot");
+  });
+  map(context_.pio, devices::PciRoot::kIoBase, devices::PciRoot::kRegionSize, pci_root_);
+  bar_mapper_ = std::make_shared<devices::PciBarMapper>(context_.pio, context_.mmio);
+
+  auto host_bridge = std::make_shared<devices::PciHostBridge>();
+  pci_devices_.push_back(host_bridge);
+  for (auto& device : pci_devices_) device->set_bar_observer(bar_mapper_->observer());
+  pci_root_->attach(kHostBridgeSlot, 0, host_bridge);
+
+  devices::BarAllocationOptions options;
+  for (const auto& region : context_.memory.regions()) {
+    (region.gpa < boot::kHighRamStart ? options.ram_below_4g : options.ram_above_4g) += region.size;
+  }
+  for (const auto& assignment : devices::assign_bars_like_seabios(*pci_root_, options)) {
+    log::info("pci {:02x}.{}: BAR{} at {:#x} ({:#x} bytes)", assignment.slot, assignment.function, assignment.bar,
+              assignment.address, assignment.size);
+  }
+}
+
+void Platform::fill_fw_cfg() {
+  const MachineConfig& config = context_.config;
+  fw_cfg_->add_u16(devices::fw_cfg_key::kNbCpus, static_cast<uint16_t>(config.cpus));
+  fw_cfg_->add_u16(devices::fw_cfg_key::kMaxCpus, static_cast<uint16_t>(config.cpus));
+  fw_cfg_->add_u64(devices::fw_cfg_key::kRamSize, config.memory_bytes);
+  // As QEMU does for -kernel/-append: the size counts the terminating NUL.
+  fw_cfg_->add_u32(devices::fw_cfg_key::kCmdlineSize, static_cast<uint32_t>(config.cmdline.size() + 1));
+  fw_cfg_->add_string(devices::fw_cfg_key::kCmdlineData, config.cmdline);
+}
+
+void Platform::write_acpi() {
+  boot::acpi::AcpiConfig acpi;
+  acpi.cpu_count = context_.config.cpus;
+  acpi.pm1a_evt_blk = devices::kPmIoBase + devices::kPm1EventBlockOffset;
+  acpi.pm1a_cnt_blk = devices::kPmIoBase + devices::kPm1ControlBlockOffset;
+  acpi.pm_tmr_blk = devices::kPmIoBase + devices::kPmTimerBlockOffset;
+  acpi.sci_irq = kSciGsi;
+  acpi.s5_sleep_type = devices::kS5SleepType;
+  acpi.serial_ports = {{devices::Uart16550::kCom1Base, devices::Uart16550::kCom1Irq}};
+  rsdp_address_ = boot::acpi::write_acpi_tables(context_.memory, acpi);
+}
+
+void Platform::attach_console(EventLoop& loop) {
+  if (!context_.config.console_input) return;
+  if (::isatty(STDIN_FILENO)) {
+    // Characters go to the guest as typed; Ctrl-C still stops the VMM (ISIG stays on).
+    termios mode{};
+    if (tcgetattr(STDIN_FILENO, &mode) == 0) {
+      saved_termios_ = mode;
+      mode.c_lflag &= ~static_cast<tcflag_t>(ICANON | ECHO);
+      mode.c_cc[VMIN] = 1;
+      mode.c_cc[VTIME] = 0;
+      tcsetattr(STDIN_FILENO, TCSANOW, &mode);
+    }
+  }
+  int flags = ::fcntl(STDIN_FILENO, F_GETFL);
+  if (flags < 0) return;  // no standard input at all
+  ::fcntl(STDIN_FILENO, F_SETFL, flags | O_NONBLOCK);
+  try {
+    loop.add(STDIN_FILENO, EPOLLIN, [this, &loop](uint32_t) { read_console_input(loop); });
+    console_attached_ = true;
+  } catch (const Error&) {
+    log::info("standard input cannot be polled (a regular file?); the guest gets no console input");
+    return;
+  }
+  // While the UART's FIFO is full, stdin is left unread and this timer looks again a little later.
+  console_retry_timer_ = Fd(::timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK));
+  if (console_retry_timer_) {
+    loop.add(console_retry_timer_.get(), EPOLLIN, [this, &loop](uint32_t) {
+      uint64_t expirations;
+      [[maybe_unused]] auto n = ::read(console_retry_timer_.get(), &expirations, sizeof expirations);
+      if (console_attached_ && uart_->rx_has_room()) loop.modify(STDIN_FILENO, EPOLLIN);
+    });
+  }
+}
+
+void Platform::read_console_input(EventLoop& loop) {
+  if (!uart_->rx_has_room()) {
+    loop.modify(STDIN_FILENO, 0);
+    itimerspec later{};
+    later.it_value.tv_nsec = 10'000'000;
+    timerfd_settime(console_retry_timer_.get(), 0, &later, nullptr);
+    return;
+  }
+  uint8_t buffer[devices::Uart16550::kFifoSize];
+  ssize_t n = ::read(STDIN_FILENO, buffer, sizeof buffer);
+  if (n > 0) {
+    // receive() takes what fits; bytes beyond the FIFO's room would be an overrun on real hardware, so only ask for
+    // as much as there is room for: rx_has_room() was checked and the FIFO is at most kFifoSize deep.
+    [[maybe_unused]] size_t accepted = uart_->receive({buffer, static_cast<size_t>(n)});
+  } else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
+    loop.remove(STDIN_FILENO);  // end of input: the guest simply receives nothing more
+    console_attached_ = false;
+  }
+}
+
+void Platform::detach_console(EventLoop& loop) {
+  if (console_attached_) loop.remove(STDIN_FILENO);
+  if (console_retry_timer_) loop.remove(console_retry_timer_.get());
+  console_attached_ = false;
+  if (saved_termios_) {
+    tcsetattr(STDIN_FILENO, TCSANOW, &*saved_termios_);
+    saved_termios_.reset();
+  }
+}
+
+}  // namespace iovmm

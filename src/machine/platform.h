@@ -1,0 +1,71 @@
+// The pc-like platform every guest gets, placed where QEMU's -M pc puts the same things so that a guest written
+// for QEMU finds them: COM1 (0x3F8, IRQ 4), isa-debug-exit (0xF4), fw_cfg (0x510), the ACPI PM block (0x600) with
+// its timer at 0x608, PCI configuration mechanism #1 (0xCF8) with an i440FX host bridge, and ACPI tables.
+#pragma once
+
+#include <termios.h>
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/fd.h"
+#include "devices/acpi_pm.h"
+#include "devices/debug_exit.h"
+#include "devices/fw_cfg.h"
+#include "devices/pci/pci_bar_mapper.h"
+#include "devices/pci/pci_host_bridge.h"
+#include "devices/pci/pci_root.h"
+#include "devices/uart16550.h"
+#include "io/bus.h"
+#include "kvm/vm.h"
+#include "machine/config.h"
+#include "machine/event_loop.h"
+#include "machine/stop.h"
+#include "memory/guest_memory.h"
+
+namespace iovmm {
+
+struct PlatformContext {
+  kvm::Vm& vm;
+  GuestMemory& memory;
+  io::Bus& pio;
+  io::Bus& mmio;
+  StopController& stop;
+  const MachineConfig& config;
+};
+
+class Platform {
+ public:
+  explicit Platform(PlatformContext context);
+  ~Platform();
+
+  [[nodiscard]] uint64_t rsdp_address() const { return rsdp_address_; }
+  // Standard input feeds COM1 while the guest has room for it.
+  void attach_console(EventLoop& loop);
+  void detach_console(EventLoop& loop);
+
+ private:
+  void map(io::Bus& bus, uint64_t base, uint64_t size, std::shared_ptr<io::Device> device);
+  void create_devices();
+  void create_pci();
+  void fill_fw_cfg();
+  void write_acpi();
+  void read_console_input(EventLoop& loop);
+
+  PlatformContext context_;
+  std::shared_ptr<devices::Uart16550> uart_;
+  std::shared_ptr<devices::DebugExit> debug_exit_;
+  std::shared_ptr<devices::FwCfg> fw_cfg_;
+  std::shared_ptr<devices::AcpiPm> acpi_pm_;
+  std::shared_ptr<devices::PciRoot> pci_root_;
+  std::shared_ptr<devices::PciBarMapper> bar_mapper_;
+  std::vector<std::shared_ptr<devices::PciDevice>> pci_devices_;
+  uint64_t rsdp_address_ = 0;
+  bool console_attached_ = false;
+  Fd console_retry_timer_;
+  std::optional<::termios> saved_termios_;
+};
+
+}  // namespace iovmm

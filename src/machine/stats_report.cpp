@@ -1,0 +1,124 @@
+#include "machine/stats_report.h"
+
+#include <fmt/core.h>
+
+#include <cstdio>
+#include <fstream>
+
+#include "common/log.h"
+#include "kvm/stats.h"
+
+namespace iovmm {
+namespace {
+
+nlohmann::json nonzero_kvm_stats(const kvm::Stats& stats) {
+  nlohmann::json out = nlohmann::json::object();
+  for (const auto& value : stats.read_all()) {
+    if (value.value != 0) out[value.name] = value.value;
+  }
+  return out;
+}
+
+nlohmann::json bus_windows(const io::Bus& bus) {
+  nlohmann::json windows = nlohmann::json::array();
+  for (const auto& window : bus.windows()) {
+    nlohmann::json accesses = nlohmann::json::array();
+    for (const auto& [key, count] : window.counts->snapshot()) {
+      accesses.push_back({{"offset", key.offset},
+                          {"size", key.size},
+                          {"direction", key.direction == io::Direction::read ? "read" : "write"},
+                          {"path", "exit"},
+                          {"count", count}});
+    }
+    windows.push_back({{"device", window.device->name()},
+                       {"window", window.label},
+                       {"space", io::to_string(bus.space())},
+                       {"base", window.base},
+                       {"size", window.size},
+                       {"accesses", accesses}});
+  }
+  return windows;
+}
+
+}  // namespace
+
+nlohmann::json collect_stats(const StatsInput& input) {
+  nlohmann::json stats;
+  stats["exit_status"] = input.exit_status;
+  stats["stop_reason"] = input.stop_reason;
+  stats["startup_ms"] = input.startup_ms;
+  stats["cpus"] = input.config.cpus;
+  stats["memory_bytes"] = input.config.memory_bytes;
+
+  nlohmann::json total_exits = nlohmann::json::object();
+  nlohmann::json vcpus = nlohmann::json::array();
+  for (const auto& runner : input.runners) {
+    nlohmann::json exits = nlohmann::json::object();
+    const auto& counts = runner->exit_counts();
+    for (uint32_t reason = 0; reason < counts.size(); ++reason) {
+      if (counts[reason] == 0) continue;
+      const char* name = exit_reason_name(reason);
+      exits[name] = counts[reason];
+      total_exits[name] = total_exits.value(name, uint64_t{0}) + counts[reason];
+    }
+    vcpus.push_back({{"id", runner->id()}, {"user_exits", exits}, {"kvm", nonzero_kvm_stats(runner->kvm_stats())}});
+  }
+  stats["user_exits"] = total_exits;
+  stats["vcpus"] = vcpus;
+
+  nlohmann::json windows = bus_windows(input.pio);
+  for (auto& w : bus_windows(input.mmio)) windows.push_back(std::move(w));
+  stats["devices"] = windows;
+  stats["unmapped"] = {{"pio", {{"reads", input.pio.unmapped_reads()}, {"writes", input.pio.unmapped_writes()}}},
+                       {"mmio", {{"reads", input.mmio.unmapped_reads()}, {"writes", input.mmio.unmapped_writes()}}}};
+  try {
+    stats["kvm_vm"] = nonzero_kvm_stats(kvm::Stats(input.vm.fd()));
+  } catch (const std::exception& e) {
+    stats["kvm_vm"] = {{"error", e.what()}};
+  }
+  return stats;
+}
+
+void print_stats(const nlohmann::json& stats) {
+  std::string out = fmt::format("\n=== iovmm statistics ===\nstopped: {} (exit status {})\nstartup: {:.2f} ms\n",
+                                stats["stop_reason"].get<std::string>(), stats["exit_status"].get<int>(),
+                                stats["startup_ms"].get<double>());
+  out += "user-space exits by reason:\n";
+  for (const auto& [reason, count] : stats["user_exits"].items()) {
+    out += fmt::format("  {:<16} {:>12}\n", reason, count.get<uint64_t>());
+  }
+  out += "device accesses (exits handled in user space):\n";
+  out += fmt::format("  {:<16} {:<5} {:>10} {:>5} {:<6} {:<6} {:>12}\n", "window", "space", "register", "width",
+                     "dir", "path", "count");
+  for (const auto& window : stats["devices"]) {
+    for (const auto& access : window["accesses"]) {
+      out += fmt::format("  {:<16} {:<5} {:>#10x} {:>5} {:<6} {:<6} {:>12}\n", window["window"].get<std::string>(),
+                         window["space"].get<std::string>(),
+                         window["base"].get<uint64_t>() + access["offset"].get<uint64_t>(),
+                         access["size"].get<unsigned>(), access["direction"].get<std::string>(),
+                         access["path"].get<std::string>(), access["count"].get<uint64_t>());
+    }
+  }
+  const auto& unmapped = stats["unmapped"];
+  out += fmt::format("unmapped accesses: pio {} reads, {} writes; mmio {} reads, {} writes\n",
+                     unmapped["pio"]["reads"].get<uint64_t>(), unmapped["pio"]["writes"].get<uint64_t>(),
+                     unmapped["mmio"]["reads"].get<uint64_t>(), unmapped["mmio"]["writes"].get<uint64_t>());
+  out += "KVM statistics (non-zero):\n";
+  for (const auto& vcpu : stats["vcpus"]) {
+    out += fmt::format("  vcpu{}:", vcpu["id"].get<uint32_t>());
+    for (const auto& [name, value] : vcpu["kvm"].items()) out += fmt::format(" {}={}", name, value.dump());
+    out += "\n";
+  }
+  out += "  vm:";
+  for (const auto& [name, value] : stats["kvm_vm"].items()) out += fmt::format(" {}={}", name, value.dump());
+  out += "\n";
+  std::fputs(out.c_str(), stderr);
+}
+
+void write_stats_json(const nlohmann::json& stats, const std::string& path) {
+  std::ofstream file(path);
+  file << stats.dump(2) << "\n";
+  if (!file) log::error("--stats-json {}: could not write the file", path);
+}
+
+}  // namespace iovmm

@@ -1,0 +1,33 @@
+// What --stats prints and --stats-json writes when a run ends: how it ended, user-space exits by reason, every
+// device access by window, register offset, width, direction and path, and KVM's own binary statistics.
+#pragma once
+
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "io/bus.h"
+#include "kvm/vm.h"
+#include "machine/config.h"
+#include "machine/vcpu_runner.h"
+
+namespace iovmm {
+
+struct StatsInput {
+  const MachineConfig& config;
+  double startup_ms;
+  int exit_status;
+  std::string stop_reason;
+  const io::Bus& pio;
+  const io::Bus& mmio;
+  const std::vector<std::unique_ptr<VcpuRunner>>& runners;
+  const kvm::Vm& vm;
+};
+
+[[nodiscard]] nlohmann::json collect_stats(const StatsInput& input);
+// Human-readable, on stderr (stdout belongs to the guest's console).
+void print_stats(const nlohmann::json& stats);
+void write_stats_json(const nlohmann::json& stats, const std::string& path);
+
+}  // namespace iovmm
