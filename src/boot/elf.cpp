@@ -70,13 +70,16 @@ void ElfFile::parse() {
   if (header.e_phentsize != sizeof(Phdr)) {
     fail(fmt::format("program header size {} is not {}", header.e_phentsize, sizeof(Phdr)));
   }
+  // The whole table first, so a truncated file is reported as such rather than as a segment's data missing.
+  // phoff is 64-bit and hostile; i * sizeof(Phdr) is small, so only the addition can overflow.
+  auto entry_offset = [&](size_t i) { return header.e_phoff + i * sizeof(Phdr); };
   for (size_t i = 0; i < header.e_phnum; ++i) {
-    // phoff is 64-bit and hostile; i * sizeof(Phdr) is small, so only the addition can overflow (fits() checks it).
-    const uint64_t entry_offset = header.e_phoff + i * sizeof(Phdr);
-    if (entry_offset < header.e_phoff || !fits(entry_offset, sizeof(Phdr), data_.size())) {
+    if (entry_offset(i) < header.e_phoff || !fits(entry_offset(i), sizeof(Phdr), data_.size())) {
       fail(fmt::format("program header {} runs past the end of the file", i));
     }
-    const auto phdr = load<Phdr>(data_, entry_offset);
+  }
+  for (size_t i = 0; i < header.e_phnum; ++i) {
+    const auto phdr = load<Phdr>(data_, entry_offset(i));
     ElfSegment segment{i,          phdr.p_type,   phdr.p_flags, phdr.p_offset, phdr.p_vaddr,
                        phdr.p_paddr, phdr.p_filesz, phdr.p_memsz, phdr.p_align};
     if (segment.type == PT_LOAD || segment.type == PT_NOTE) {

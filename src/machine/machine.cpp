@@ -12,6 +12,7 @@
 #include "boot/layout.h"
 #include "common/error.h"
 #include "common/log.h"
+#include "common/process_clock.h"
 #include "machine/cpu_setup.h"
 #include "machine/exit_status.h"
 #include "machine/stats_report.h"
@@ -146,7 +147,7 @@ int Machine::run() {
   stop_.set_kicker([this] {
     for (auto& runner : runners_) runner->kick();
   });
-  startup_ms_ = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - created_at_).count();
+  startup_ms_ = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - process_start()).count();
   for (auto& runner : runners_) runner->start();
   try {
     loop_.run([&] { return !stop_.requested(); });

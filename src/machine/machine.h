@@ -3,7 +3,6 @@
 // vCPUs execute.
 #pragma once
 
-#include <chrono>
 #include <memory>
 #include <vector>
 
@@ -42,7 +41,6 @@ class Machine {
   void write_stats();
 
   MachineConfig config_;
-  std::chrono::steady_clock::time_point created_at_ = std::chrono::steady_clock::now();
   kvm::System system_;
   std::unique_ptr<GuestMemory> memory_;
   std::unique_ptr<kvm::Vm> vm_;

@@ -125,8 +125,9 @@ Bytes build_fadt(const AcpiConfig& config, uint64_t facs_address, uint64_t dsdt_
   fadt.p_lvl3_lat = 0x0FFF;
   fadt.century = 0x32;  // CMOS century register, as on a PC
   fadt.iapc_boot_arch = kBootArchLegacyDevices;
-  // As QEMU's pc machine, plus "no fixed power button": there is no power button device to raise it.
-  fadt.flags = kFadtWbinvd | kFadtProcC1 | kFadtPowerButton | kFadtSleepButton | kFadtRtcS4;
+  // As QEMU's pc machine: the power button is the fixed-feature one in PM1 (the PM device raises PWRBTN_STS), there
+  // is no sleep button, and the PM timer is 24 bits wide (TMR_VAL_EXT clear).
+  fadt.flags = kFadtWbinvd | kFadtProcC1 | kFadtSleepButton | kFadtRtcS4;
   fadt.minor_version = 0;
   fadt.x_firmware_ctrl = facs_address;
   fadt.x_dsdt = dsdt_address;

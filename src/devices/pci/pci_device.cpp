@@ -32,7 +32,9 @@ void validate_bars(const std::string& name, const std::vector<BarSpec>& bars) {
   std::array<bool, kBarCount> used{};
   for (const auto& bar : bars) {
     unsigned slots = bar.kind == BarKind::mem64 ? 2 : 1;
-    if (bar.index + slots > kBarCount) throw Error(fmt::format("{}: BAR {} does not fit in six slots", name, bar.index));
+    if (bar.index + slots > kBarCount) {
+      throw Error(fmt::format("{}: BAR {} does not fit in six slots", name, bar.index));
+    }
     for (unsigned s = bar.index; s < bar.index + slots; ++s) {
       if (used[s]) throw Error(fmt::format("{}: BAR slot {} declared twice", name, s));
       used[s] = true;
