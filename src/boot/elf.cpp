@@ -116,8 +116,10 @@ std::vector<ElfNote> ElfFile::notes() const {
       // Elf32_Nhdr and Elf64_Nhdr are the same three 32-bit words.
       const auto note = load<Elf32_Nhdr>(bytes, offset);
       const uint64_t name_offset = offset + sizeof(Elf32_Nhdr);
-      const uint64_t desc_offset = name_offset + align_up(note.n_namesz, alignment);
-      const uint64_t next = desc_offset + align_up(note.n_descsz, alignment);
+      // Padding aligns the offsets themselves (as readelf and Linux compute them), which differs from padding the
+      // name's length once the alignment is 8: the 12-byte header is not a multiple of 8.
+      const uint64_t desc_offset = align_up(name_offset + note.n_namesz, alignment);
+      const uint64_t next = align_up(desc_offset + note.n_descsz, alignment);
       if (!fits(name_offset, note.n_namesz, bytes.size()) || !fits(desc_offset, note.n_descsz, bytes.size())) {
         fail(fmt::format("program header {}: note at offset {:#x} runs past the end of the segment", segment.index,
                          offset));

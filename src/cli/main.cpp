@@ -3,6 +3,7 @@
 #include <fmt/core.h>
 
 #include <cstdio>
+#include <string_view>
 
 #include "cli/size.h"
 #include "common/error.h"
@@ -52,7 +53,10 @@ int main(int argc, char** argv) {
   } catch (const CLI::CallForAllHelp& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
-    return usage_error(fmt::format("{} (see 'iovmm {} --help')", e.what(), run->parsed() ? "run" : ""));
+    if (argc > 1 && argv[1][0] != '-' && std::string_view(argv[1]) != "run") {
+      return usage_error(fmt::format("unknown command '{}' (see 'iovmm --help')", argv[1]));
+    }
+    return usage_error(fmt::format("{} (see 'iovmm {}--help')", e.what(), run->parsed() ? "run " : ""));
   }
   if (verbose) log::set_level(log::Level::info);
 

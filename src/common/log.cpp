@@ -25,14 +25,15 @@ void write(Level level, const std::string& message) {
 }
 
 bool RateLimit::allow(uint64_t& suppressed) {
-  constexpr int64_t kWindowNs = 1'000'000'000;
-  total_.fetch_add(1, std::memory_order_relaxed);
+  uint64_t seen = total_.fetch_add(1, std::memory_order_relaxed);
   int64_t now = now_ns();
-  int64_t start = window_start_ns_.load(std::memory_order_relaxed);
-  if (now - start >= kWindowNs && window_start_ns_.compare_exchange_strong(start, now)) {
-    in_window_.store(0, std::memory_order_relaxed);
+  if (seen < kBurst) {
+    last_printed_ns_.store(now, std::memory_order_relaxed);
+    suppressed = 0;
+    return true;
   }
-  if (in_window_.fetch_add(1, std::memory_order_relaxed) < kBurst) {
+  int64_t last = last_printed_ns_.load(std::memory_order_relaxed);
+  if (now - last >= kIntervalNs && last_printed_ns_.compare_exchange_strong(last, now)) {
     suppressed = dropped_.exchange(0, std::memory_order_relaxed);
     return true;
   }

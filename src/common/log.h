@@ -1,5 +1,6 @@
 // Logging to stderr. Guest-triggered messages go through IOVMM_LOG_RATELIMITED so a guest hammering a bad port
-// cannot flood the host: each call site prints a burst, then one line a second saying how many it suppressed.
+// cannot flood the host: each call site prints its first few messages, then at most one line every few seconds
+// saying how many it suppressed in between.
 #pragma once
 
 #include <fmt/core.h>
@@ -38,14 +39,14 @@ void error(fmt::format_string<Args...> format, Args&&... args) {
 class RateLimit {
  public:
   static constexpr uint32_t kBurst = 5;
+  static constexpr int64_t kIntervalNs = 5'000'000'000;
 
   // True when this event may be printed; `suppressed` receives how many were dropped since the last printed one.
   [[nodiscard]] bool allow(uint64_t& suppressed);
   [[nodiscard]] uint64_t total() const { return total_.load(std::memory_order_relaxed); }
 
  private:
-  std::atomic<int64_t> window_start_ns_{0};
-  std::atomic<uint32_t> in_window_{0};
+  std::atomic<int64_t> last_printed_ns_{0};
   std::atomic<uint64_t> dropped_{0};
   std::atomic<uint64_t> total_{0};
 };

@@ -6,9 +6,11 @@
 // inputs; OUT2 gates the interrupt as on PC boards), LSR (DR, OE, THRE, TEMT), MSR with delta bits, SCR, and a
 // 16-byte RX FIFO.
 // Leaves out: line timing (the divisor is stored, never used; transmission completes at once, so THRE/TEMT are
-// always set), parity/framing/break errors, the TX FIFO as a buffer (bytes go straight to the sink), and DMA
-// modes. Because there is no line timing, the "character timeout" interrupt is reported as soon as data sits below
-// the trigger level: a burst handed to receive() is complete by the time the guest looks.
+// always set), parity/framing/break errors, the TX FIFO as a buffer (bytes go straight to the sink), DMA modes,
+// and the chip's disconnection of OUT2 from its pin in loopback (OUT2 gates the IRQ in loopback too, so
+// interrupt-driven loopback tests work; QEMU does not gate on OUT2 at all). Because there is no line timing, the
+// "character timeout" interrupt is reported as soon as data sits below the trigger level: a burst handed to
+// receive() is complete by the time the guest looks.
 // Spec: TI/National "PC16550D UART with FIFOs" datasheet (SNLS378).
 #pragma once
 

@@ -26,21 +26,25 @@ void Bus::publish(Table table) {
   table_.store(std::make_shared<const Table>(std::move(table)), std::memory_order_release);
 }
 
-void Bus::map(Window window) {
-  if (!window.device) throw Error("bus: window without a device");
+void Bus::check_free(const Table& table, const Window& window) const {
   if (window.size == 0 || window.base + window.size < window.base) {
     throw Error(fmt::format("{} bus: {} window {:#x}+{:#x} is empty or wraps", to_string(space_), window.label,
                             window.base, window.size));
   }
-  if (window.label.empty()) window.label = window.device->name();
-  std::lock_guard lock(writer_mutex_);
-  Table table = *table_.load(std::memory_order_acquire);
   for (const auto& w : table) {
     if (window.base < w.base + w.size && w.base < window.base + window.size) {
       throw Error(fmt::format("{} bus: {} at {:#x}+{:#x} overlaps {} at {:#x}+{:#x}", to_string(space_),
                               window.label, window.base, window.size, w.label, w.base, w.size));
     }
   }
+}
+
+void Bus::map(Window window) {
+  if (!window.device) throw Error("bus: window without a device");
+  if (window.label.empty()) window.label = window.device->name();
+  std::lock_guard lock(writer_mutex_);
+  Table table = *table_.load(std::memory_order_acquire);
+  check_free(table, window);
   table.push_back(std::move(window));
   publish(std::move(table));
 }
@@ -57,22 +61,19 @@ bool Bus::unmap(const Device& device, unsigned region) {
 }
 
 void Bus::move(const Device& device, unsigned region, uint64_t new_base) {
-  Window moved;
-  {
-    std::lock_guard lock(writer_mutex_);
-    const Table& table = *table_.load(std::memory_order_acquire);
-    auto it = std::find_if(table.begin(), table.end(),
-                           [&](const Window& w) { return w.device.get() == &device && w.region == region; });
-    if (it == table.end()) {
-      throw Error(fmt::format("{} bus: {} region {} is not mapped", to_string(space_), device.name(), region));
-    }
-    moved = *it;
+  std::lock_guard lock(writer_mutex_);
+  Table table = *table_.load(std::memory_order_acquire);
+  auto it = std::find_if(table.begin(), table.end(),
+                         [&](const Window& w) { return w.device.get() == &device && w.region == region; });
+  if (it == table.end()) {
+    throw Error(fmt::format("{} bus: {} region {} is not mapped", to_string(space_), device.name(), region));
   }
-  // Not atomic with respect to other writers of the same window; windows of one device are changed by that
-  // device's own (locked) register writes only.
-  unmap(device, region);
+  Window moved = *it;
   moved.base = new_base;
-  map(std::move(moved));
+  table.erase(it);
+  check_free(table, moved);  // on failure the window stays where it was
+  table.push_back(std::move(moved));
+  publish(std::move(table));
 }
 
 Bus::Hit Bus::lookup(uint64_t addr, unsigned size) const {

@@ -37,7 +37,7 @@ struct Window {
   uint64_t size = 0;
   std::shared_ptr<Device> device;
   unsigned region = 0;
-  std::string label;  // e.g. "uart0" or "pci-testdev.bar0", for stats and errors
+  std::string label = {};  // e.g. "uart0" or "pci-testdev.bar0", for stats and errors
   std::shared_ptr<AccessCounts> counts = std::make_shared<AccessCounts>();
 };
 
@@ -58,7 +58,8 @@ class Bus {
   void map(Window window);
   // Removes the window of (device, region). False when there was none.
   bool unmap(const Device& device, unsigned region);
-  // Moves (device, region) to new_base, keeping its counts (a guest reprogramming a PCI BAR). Throws on overlap.
+  // Moves (device, region) to new_base, keeping its counts (a guest reprogramming a PCI BAR). Throws on overlap,
+  // leaving the window where it was.
   void move(const Device& device, unsigned region, uint64_t new_base);
 
   // The vCPU path. `value` is all-ones (masked to size) unless the result is ok.
@@ -79,6 +80,8 @@ class Bus {
   [[nodiscard]] Hit lookup(uint64_t addr, unsigned size) const;
   void note_bad_access(AccessResult result, Direction direction, uint64_t addr, unsigned size, uint64_t value);
   void publish(Table table);
+  // Throws Error when `window` is empty, wraps, or overlaps a window in `table`.
+  void check_free(const Table& table, const Window& window) const;
 
   Space space_;
   std::mutex writer_mutex_;  // serialises map/unmap/move; readers never take it

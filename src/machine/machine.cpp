@@ -164,6 +164,10 @@ int Machine::run() {
   } else {
     log::info("{}", reason);
   }
+  uint64_t unmapped = pio_.unmapped_reads() + pio_.unmapped_writes() + mmio_.unmapped_reads() + mmio_.unmapped_writes();
+  if (unmapped > 0) {
+    log::warn("the guest made {} accesses that reached no device (all-ones reads, dropped writes)", unmapped);
+  }
   write_stats();
   return status;
 }

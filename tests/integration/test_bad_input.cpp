@@ -56,18 +56,28 @@ std::vector<std::string> run_kernel(const std::string& kernel, std::vector<std::
   return args;
 }
 
-// A minimal x86-64 ELF executable: one PT_LOAD of 16 bytes at physical address `load_paddr` and a PT_NOTE with the
-// PVH entry note (Xen, type 18) pointing at 1 MiB.
-std::string synthesized_pvh_elf(uint64_t load_paddr) {
-  struct Note {
+// A minimal x86-64 ELF executable: one PT_LOAD of 16 bytes (hlt) at physical address `load_paddr` and a PT_NOTE
+// holding a Xen note of type `note_type` (18 = XEN_ELFNOTE_PHYS32_ENTRY, the PVH entry) pointing at the load address.
+// With `gnu_property_note`, a first PT_NOTE with 8-byte alignment holds a .note.gnu.property-like note (name "GNU",
+// 16 bytes of data), as every binary from a CET-aware toolchain has (/bin/true here).
+std::string synthesized_elf(uint64_t load_paddr, uint32_t note_type = 18, bool gnu_property_note = false) {
+  struct XenNote {
     Elf64_Nhdr header;
     char name[4];
     uint32_t entry;
   };
-  constexpr size_t kPhdrOffset = sizeof(Elf64_Ehdr);
-  constexpr size_t kNoteOffset = kPhdrOffset + 2 * sizeof(Elf64_Phdr);
-  constexpr size_t kCodeOffset = kNoteOffset + sizeof(Note);
-  std::string image(kCodeOffset + 16, '\0');
+  struct GnuPropertyNote {  // with 8-byte alignment: header (12) + name (4) = 16, then the 8-aligned descriptor
+    Elf64_Nhdr header;
+    char name[4];
+    uint32_t desc[4];
+  };
+  static_assert(sizeof(GnuPropertyNote) == 32);
+  const size_t phnum = gnu_property_note ? 3 : 2;
+  const size_t phdr_offset = sizeof(Elf64_Ehdr);
+  const size_t gnu_offset = phdr_offset + phnum * sizeof(Elf64_Phdr);  // 64 + n * 56: 8-aligned
+  const size_t xen_offset = gnu_offset + (gnu_property_note ? sizeof(GnuPropertyNote) : 0);
+  const size_t code_offset = xen_offset + sizeof(XenNote);
+  std::string image(code_offset + 16, '\0');
 
   Elf64_Ehdr eh{};
   std::memcpy(eh.e_ident, ELFMAG, SELFMAG);
@@ -78,33 +88,46 @@ std::string synthesized_pvh_elf(uint64_t load_paddr) {
   eh.e_machine = EM_X86_64;
   eh.e_version = EV_CURRENT;
   eh.e_entry = load_paddr;
-  eh.e_phoff = kPhdrOffset;
+  eh.e_phoff = phdr_offset;
   eh.e_ehsize = sizeof(Elf64_Ehdr);
   eh.e_phentsize = sizeof(Elf64_Phdr);
-  eh.e_phnum = 2;
+  eh.e_phnum = static_cast<uint16_t>(phnum);
   std::memcpy(image.data(), &eh, sizeof eh);
 
+  std::vector<Elf64_Phdr> phdrs;
   Elf64_Phdr load{};
   load.p_type = PT_LOAD;
   load.p_flags = PF_R | PF_X;
-  load.p_offset = kCodeOffset;
+  load.p_offset = code_offset;
   load.p_vaddr = load_paddr;
   load.p_paddr = load_paddr;
   load.p_filesz = 16;
   load.p_memsz = 16;
   load.p_align = 16;
+  phdrs.push_back(load);
+  if (gnu_property_note) {
+    Elf64_Phdr gnu{};
+    gnu.p_type = PT_NOTE;
+    gnu.p_flags = PF_R;
+    gnu.p_offset = gnu_offset;
+    gnu.p_filesz = sizeof(GnuPropertyNote);
+    gnu.p_align = 8;
+    phdrs.push_back(gnu);
+    GnuPropertyNote n{{4, 16, 5 /* NT_GNU_PROPERTY_TYPE_0 */}, {'G', 'N', 'U', '\0'}, {0xc0008002, 4, 1, 0}};
+    std::memcpy(image.data() + gnu_offset, &n, sizeof n);
+  }
   Elf64_Phdr note{};
   note.p_type = PT_NOTE;
   note.p_flags = PF_R;
-  note.p_offset = kNoteOffset;
-  note.p_filesz = sizeof(Note);
+  note.p_offset = xen_offset;
+  note.p_filesz = sizeof(XenNote);
   note.p_align = 4;
-  std::memcpy(image.data() + kPhdrOffset, &load, sizeof load);
-  std::memcpy(image.data() + kPhdrOffset + sizeof(Elf64_Phdr), &note, sizeof note);
+  phdrs.push_back(note);
+  std::memcpy(image.data() + phdr_offset, phdrs.data(), phdrs.size() * sizeof(Elf64_Phdr));
 
-  Note n{{4, 4, 18}, {'X', 'e', 'n', '\0'}, 0x100000};
-  std::memcpy(image.data() + kNoteOffset, &n, sizeof n);
-  std::memset(image.data() + kCodeOffset, 0xF4, 16);  // hlt
+  XenNote n{{4, 4, note_type}, {'X', 'e', 'n', '\0'}, static_cast<uint32_t>(load_paddr)};
+  std::memcpy(image.data() + xen_offset, &n, sizeof n);
+  std::memset(image.data() + code_offset, 0xF4, 16);  // hlt (IF=0 at PVH entry: halted forever, status 8)
   return image;
 }
 
@@ -208,17 +231,36 @@ TEST(BadInput, ElfWithoutPvhNoteOrMultibootHeader) {
   expect_usage_error(run_kernel("/bin/true"), {"/bin/true", "PVH", "multiboot"});
 }
 
+TEST(BadInput, ElfWithANoteButNoPvhNote) {
+  IOVMM_REQUIRE_KVM();
+  std::string path = temp_path("no-pvh-note.elf");
+  write_file(path, synthesized_elf(0x100000, /*note_type=*/17));
+  expect_usage_error(run_kernel(path), {path, "PVH", "multiboot"});
+}
+
+// Not bad input: a PVH ELF that also carries an 8-byte-aligned GNU property note (as binaries from current
+// toolchains do) must boot. Its hlt with IF=0 ends the run with status 8.
+TEST(BadInput, PvhElfWithEightByteAlignedNoteBoots) {
+  IOVMM_REQUIRE_KVM();
+  std::string path = temp_path("gnu-property-note.elf");
+  write_file(path, synthesized_elf(0x100000, 18, /*gnu_property_note=*/true));
+  auto args = run_kernel(path, {"--memory", "16M"});
+  auto r = run_vmm(args, kTimeoutS);
+  ASSERT_FALSE(r.timed_out) << describe(args, r);
+  EXPECT_EQ(r.status, 8) << describe(args, r);
+}
+
 TEST(BadInput, SegmentAbove4GiBOutsideGuestRam) {
   IOVMM_REQUIRE_KVM();
   std::string path = temp_path("load-above-4g.elf");
-  write_file(path, synthesized_pvh_elf(0x100000000ull));
+  write_file(path, synthesized_elf(0x100000000ull));
   expect_usage_error(run_kernel(path, {"--memory", "16M"}), {path, "outside guest RAM"});
 }
 
 TEST(BadInput, SegmentPastTheEndOfGuestRam) {
   IOVMM_REQUIRE_KVM();
   std::string path = temp_path("load-at-32m.elf");
-  write_file(path, synthesized_pvh_elf(32ull << 20));
+  write_file(path, synthesized_elf(32ull << 20));
   expect_usage_error(run_kernel(path, {"--memory", "16M"}), {path, "outside guest RAM"});
 }
 
@@ -226,7 +268,7 @@ TEST(BadInput, SynthesizedElfLoadsWhenItFits) {
   // Control for the two tests above: the same file at 1 MiB boots (hlt with IF=0 -> halted forever, status 8).
   IOVMM_REQUIRE_KVM();
   std::string path = temp_path("load-at-1m.elf");
-  write_file(path, synthesized_pvh_elf(0x100000));
+  write_file(path, synthesized_elf(0x100000));
   auto args = run_kernel(path, {"--memory", "16M"});
   auto r = run_vmm(args, kTimeoutS);
   ASSERT_FALSE(r.timed_out) << describe(args, r);

@@ -110,6 +110,7 @@ TEST(AcpiTables, FadtDescribesThePmBlockAndPointsAtFacsAndDsdt) {
   EXPECT_EQ(fadt.flags & kFadtHardwareReduced, 0u);
   EXPECT_NE(fadt.flags & kFadtWbinvd, 0u);
   EXPECT_NE(fadt.flags & kFadtProcC1, 0u);
+  EXPECT_EQ(fadt.flags & kFadtPowerButton, 0u);  // fixed-feature power button in PM1
   EXPECT_EQ(fadt.firmware_ctrl, find(tables, "FACS").address);
   EXPECT_EQ(fadt.x_firmware_ctrl, find(tables, "FACS").address);
   EXPECT_EQ(fadt.dsdt, find(tables, "DSDT").address);
@@ -216,13 +217,16 @@ TEST_F(AcpiIasl, EveryTableDisassemblesCleanly) {
   const auto dir = testing::test_dir("acpi_iasl");
   const auto tables = build_acpi_tables(test_config(3));
   for (const auto& table : tables) {
+    // iasl (at least 20200925) does not take a binary RSDP: it reads "PTR " as the table length. The RSDP's fields
+    // and both checksums are checked in AcpiTables.RsdpPointsAtRsdtAndXsdtWithBothChecksums instead.
+    if (table.signature == "RSDP") continue;
     SCOPED_TRACE(table.signature);
     const std::string dsl = disassemble(table, dir);
     if (table.signature == "DSDT") {
       EXPECT_CONTAINS(dsl, "Device (PCI0)");
       EXPECT_CONTAINS(dsl, "EisaId (\"PNP0A03\")");
       EXPECT_CONTAINS(dsl, "EisaId (\"PNP0501\")");
-      EXPECT_CONTAINS(dsl, "Name (_S5, Package (0x04)");
+      EXPECT_CONTAINS(dsl, "Name (\\_S5, Package (0x04)");
       EXPECT_CONTAINS(dsl, "WordBusNumber (ResourceProducer, MinFixed, MaxFixed, PosDecode");
       EXPECT_CONTAINS(dsl, "0xFEBFFFFF");
       EXPECT_CONTAINS(dsl, "IO (Decode16,");
@@ -239,12 +243,35 @@ TEST_F(AcpiIasl, EveryTableDisassemblesCleanly) {
       EXPECT_EQ(count(dsl, "Subtable Type : 02 [Interrupt Source Override]"), 2u);
     } else if (table.signature == "FACP") {
       EXPECT_CONTAINS(dsl, "PM Timer Block Address : 00000608");
-    } else if (table.signature == "RSDP") {
-      EXPECT_CONTAINS(dsl, "Signature : \"RSD PTR \"");
     }
     EXPECT_EQ(dsl.find("Invalid"), std::string::npos) << dsl;
     EXPECT_EQ(dsl.find("**** "), std::string::npos) << dsl;
   }
+}
+
+}  // namespace
+}  // namespace iovmm::boot::acpi
+
+namespace iovmm::boot::acpi {
+namespace {
+
+// Enough devices that \_SB's PkgLength needs three bytes (a body over 4 KiB); iasl must still walk it.
+TEST_F(AcpiIasl, LargeDsdtWithMultiBytePkgLengthsDisassembles) {
+  if (std::system("iasl -v > /dev/null 2>&1") != 0) GTEST_SKIP() << "iasl (acpica-tools) is not installed";
+  AcpiConfig config = test_config(8);
+  config.mmio_devices.clear();
+  for (uint32_t i = 0; i < 100; ++i) {
+    config.mmio_devices.push_back({"LNRO0005", i, 0xD0000000 + i * 0x200, 0x200, 5 + i % 16, false});
+  }
+  const auto dsdt = build_dsdt(config);
+  ASSERT_GT(dsdt.size(), 4096u);
+  // Scope opcode right after the header, then a PkgLength whose top bits say three bytes.
+  ASSERT_EQ(dsdt[sizeof(TableHeader)], 0x10);
+  EXPECT_EQ(dsdt[sizeof(TableHeader) + 1] >> 6, 2);
+  const std::string dsl = disassemble({"DSDT", 0, dsdt}, testing::test_dir("acpi_iasl_large"));
+  EXPECT_EQ(count(dsl, "\"LNRO0005\""), 100u);
+  EXPECT_EQ(count(dsl, "\"ACPI0007\""), 8u);
+  EXPECT_CONTAINS(dsl, "Name (\\_S5, Package (0x04)");
 }
 
 }  // namespace

@@ -14,6 +14,7 @@
 #include <gtest/gtest.h>
 
 #include "common/error.h"
+#include "memory/guest_memory.h"
 
 namespace iovmm::boot::testing {
 
@@ -163,6 +164,20 @@ inline std::string write_test_file(const std::filesystem::path& path, const std:
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
   out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
   return path.string();
+}
+
+// A value from guest memory, failing the test (not crashing it) when the address is not RAM.
+template <typename T>
+T read(const GuestMemory& memory, uint64_t gpa) {
+  const auto value = memory.read_obj<T>(gpa);
+  EXPECT_TRUE(value.has_value()) << std::hex << gpa;
+  return value.value_or(T{});
+}
+
+inline std::string read_string(const GuestMemory& memory, uint64_t gpa) {
+  std::string out;
+  for (char c; (c = static_cast<char>(read<uint8_t>(memory, gpa))) != 0; ++gpa) out.push_back(c);
+  return out;
 }
 
 }  // namespace iovmm::boot::testing

@@ -11,6 +11,8 @@ namespace iovmm::boot {
 namespace {
 
 using testing::ElfBuilder;
+using testing::read;
+using testing::read_string;
 using testing::put;
 using testing::test_dir;
 using testing::usage_error_of;
@@ -33,19 +35,6 @@ std::vector<uint8_t> multiboot_elf(bool is_64bit, uint32_t flags = 0x3) {
       .entry(0xC0100010)  // a higher-half virtual entry, mapped to 1 MiB + 0x10 by the segment
       .segment({kKernelAddress, code, 0x5000, 0xC0100000})
       .build();
-}
-
-template <typename T>
-T read(const GuestMemory& memory, uint64_t gpa) {
-  const auto value = memory.read_obj<T>(gpa);
-  EXPECT_TRUE(value.has_value()) << std::hex << gpa;
-  return value.value_or(T{});
-}
-
-std::string read_string(const GuestMemory& memory, uint64_t gpa) {
-  std::string out;
-  for (char c; (c = static_cast<char>(read<uint8_t>(memory, gpa))) != 0; ++gpa) out.push_back(c);
-  return out;
 }
 
 TEST(BootMultiboot, FindsHeaderOnlyWhenMagicAndChecksumAgree) {

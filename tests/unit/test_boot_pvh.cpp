@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include <random>
 #include <string>
 
 #include "boot/kernel_loader.h"
@@ -11,6 +12,8 @@ namespace iovmm::boot {
 namespace {
 
 using testing::ElfBuilder;
+using testing::read;
+using testing::read_string;
 using testing::test_dir;
 using testing::usage_error_of;
 using testing::write_test_file;
@@ -26,19 +29,6 @@ std::vector<uint8_t> pvh_kernel(uint64_t paddr = kKernelAddress, uint64_t memsz 
       .segment({paddr, code, memsz, 0xffffffff81000000})
       .note({"Xen", kXenElfNotePhys32Entry, testing::bytes_of(kEntry)})
       .build();
-}
-
-template <typename T>
-T read(const GuestMemory& memory, uint64_t gpa) {
-  const auto value = memory.read_obj<T>(gpa);
-  EXPECT_TRUE(value.has_value()) << std::hex << gpa;
-  return value.value_or(T{});
-}
-
-std::string read_string(const GuestMemory& memory, uint64_t gpa) {
-  std::string out;
-  for (char c; (c = static_cast<char>(read<uint8_t>(memory, gpa))) != 0; ++gpa) out.push_back(c);
-  return out;
 }
 
 TEST(BootPvh, LoadsKernelStartInfoMemoryMapCommandLineAndModule) {
@@ -166,6 +156,32 @@ TEST(BootPvh, SegmentOverTheBootInformationIsRejected) {
   GuestMemory memory(pc_ram_ranges(64 * kMiB));
   EXPECT_CONTAINS(usage_error_of([&] { (void)load_kernel(memory, {kernel, "", {}, 0}); }),
                   "overlaps the firmware area");
+}
+
+// Corrupting any bytes of the headers must end in a clean load or a UsageError: never a crash, never another error.
+TEST(BootPvh, CorruptedHeadersOnlyEverRaiseUsageErrors) {
+  const auto original = pvh_kernel();
+  GuestMemory memory(pc_ram_ranges(64 * kMiB));
+  std::mt19937 random(12345);
+  const size_t header_bytes = sizeof(Elf64_Ehdr) + 2 * sizeof(Elf64_Phdr);
+  size_t rejected = 0;
+  for (int round = 0; round < 3000; ++round) {
+    auto image = original;
+    const int flips = 1 + static_cast<int>(random() % 4);
+    for (int i = 0; i < flips; ++i) {
+      // Mostly the headers, sometimes the note at the end.
+      const size_t at = random() % 4 ? random() % header_bytes : image.size() - 1 - random() % 24;
+      image[at] = static_cast<uint8_t>(random());
+    }
+    if (random() % 8 == 0) image.resize(random() % image.size());
+    try {
+      const ElfFile elf("fuzz.elf", image);
+      if (const auto entry = pvh_entry_point(elf)) (void)load_pvh(memory, elf, *entry, {"fuzz.elf", "", {}, 0});
+    } catch (const UsageError&) {
+      ++rejected;
+    }
+  }
+  EXPECT_GT(rejected, 0u);
 }
 
 }  // namespace

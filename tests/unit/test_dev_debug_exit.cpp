@@ -14,7 +14,11 @@ class DevDebugExitTest : public ::testing::Test {
  protected:
   DevDebugExitTest() {
     device_ = std::make_shared<DebugExit>("debug-exit", [this](int status) { status_ = status; });
-    bus_.map(io::Window{.base = DebugExit::kDefaultBase, .size = DebugExit::kDefaultSize, .device = device_, .region = 0, .label = "debug-exit"});
+    bus_.map(io::Window{.base = DebugExit::kDefaultBase,
+                        .size = DebugExit::kDefaultSize,
+                        .device = device_,
+                        .region = 0,
+                        .label = "debug-exit"});
   }
   std::optional<int> write(unsigned size, uint64_t value) {
     status_.reset();

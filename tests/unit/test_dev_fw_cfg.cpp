@@ -32,7 +32,8 @@ static_assert(offsetof(FWCfgFile, select) == 4 && offsetof(FWCfgFile, name) == 8
 class DevFwCfgTest : public ::testing::Test {
  protected:
   DevFwCfgTest() {
-    bus_.map(io::Window{.base = FwCfg::kIoBase, .size = FwCfg::kRegionSize, .device = fw_cfg_, .region = 0, .label = "fw_cfg"});
+    bus_.map(io::Window{
+        .base = FwCfg::kIoBase, .size = FwCfg::kRegionSize, .device = fw_cfg_, .region = 0, .label = "fw_cfg"});
   }
   void select(uint16_t key) { ASSERT_EQ(bus_.write(kSelector, 2, key), io::AccessResult::ok); }
   std::vector<uint8_t> read(size_t n) {

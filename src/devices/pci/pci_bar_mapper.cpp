@@ -40,7 +40,7 @@ void PciBarMapper::on_bar_change(PciDevice& device, unsigned bar, std::optional<
         it->second = *new_base;
         return;
       } catch (const Error& error) {
-        // Bus::move has already taken the window down when the new place is refused.
+        // A BAR programmed over another window decodes nothing: take its old window down as well.
         bus.unmap(device, bar);
         mapped_.erase(it);
         IOVMM_LOG_RATELIMITED("{}: BAR {} moved to {:#x} overlaps another window ({}): left unmapped",
