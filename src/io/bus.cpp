@@ -9,9 +9,9 @@
 
 namespace iovmm::io {
 
-void AccessCounts::add(uint64_t offset, unsigned size, Direction direction, uint64_t n) {
+void AccessCounts::add(uint64_t offset, unsigned size, Direction direction, Path path, uint64_t n) {
   std::lock_guard lock(mutex_);
-  counts_[Key{offset, size, direction}] += n;
+  counts_[Key{offset, size, direction, path}] += n;
 }
 
 std::map<AccessCounts::Key, uint64_t> AccessCounts::snapshot() const {
@@ -19,11 +19,27 @@ std::map<AccessCounts::Key, uint64_t> AccessCounts::snapshot() const {
   return counts_;
 }
 
+const WindowBinding::BoundRegister* WindowBinding::find(uint64_t offset, unsigned size) const {
+  for (const auto& bound : registers) {
+    if (bound.reg.covers(offset, size)) return &bound;
+  }
+  return nullptr;
+}
+
 Bus::Bus(Space space) : space_(space), table_(std::make_shared<const Table>()) {}
 
 void Bus::publish(Table table) {
   std::sort(table.begin(), table.end(), [](const Window& a, const Window& b) { return a.base < b.base; });
   table_.store(std::make_shared<const Table>(std::move(table)), std::memory_order_release);
+}
+
+void Bus::notify(const Window* removed, const Window* added) {
+  for (const auto& listener : listeners_) listener(removed, added);
+}
+
+void Bus::add_listener(Listener listener) {
+  std::lock_guard lock(writer_mutex_);
+  listeners_.push_back(std::move(listener));
 }
 
 void Bus::check_free(const Table& table, const Window& window) const {
@@ -43,10 +59,13 @@ void Bus::map(Window window) {
   if (!window.device) throw Error("bus: window without a device");
   if (window.label.empty()) window.label = window.device->name();
   std::lock_guard lock(writer_mutex_);
+  auto bound = bindings_.find({window.device.get(), window.region});
+  if (bound != bindings_.end()) window.binding = bound->second;
   Table table = *table_.load(std::memory_order_acquire);
   check_free(table, window);
-  table.push_back(std::move(window));
+  table.push_back(window);
   publish(std::move(table));
+  notify(nullptr, &window);
 }
 
 bool Bus::unmap(const Device& device, unsigned region) {
@@ -55,8 +74,10 @@ bool Bus::unmap(const Device& device, unsigned region) {
   auto it = std::find_if(table.begin(), table.end(),
                          [&](const Window& w) { return w.device.get() == &device && w.region == region; });
   if (it == table.end()) return false;
+  Window removed = *it;
   table.erase(it);
   publish(std::move(table));
+  notify(&removed, nullptr);
   return true;
 }
 
@@ -68,12 +89,37 @@ void Bus::move(const Device& device, unsigned region, uint64_t new_base) {
   if (it == table.end()) {
     throw Error(fmt::format("{} bus: {} region {} is not mapped", to_string(space_), device.name(), region));
   }
+  Window old = *it;
   Window moved = *it;
   moved.base = new_base;
   table.erase(it);
   check_free(table, moved);  // on failure the window stays where it was
-  table.push_back(std::move(moved));
+  table.push_back(moved);
   publish(std::move(table));
+  notify(&old, &moved);
+}
+
+void Bus::bind(const Device& device, unsigned region, std::shared_ptr<const WindowBinding> binding) {
+  std::lock_guard lock(writer_mutex_);
+  bindings_[{&device, region}] = binding;
+  Table table = *table_.load(std::memory_order_acquire);
+  for (auto& w : table) {
+    if (w.device.get() != &device || w.region != region) continue;
+    Window old = w;
+    w.binding = binding;
+    Window rebound = w;
+    publish(table);
+    notify(&old, &rebound);
+    return;
+  }
+}
+
+std::optional<Window> Bus::find_window(const Device& device, unsigned region) const {
+  auto table = table_.load(std::memory_order_acquire);
+  for (const auto& w : *table) {
+    if (w.device.get() == &device && w.region == region) return w;
+  }
+  return std::nullopt;
 }
 
 Bus::Hit Bus::lookup(uint64_t addr, unsigned size) const {
@@ -104,34 +150,55 @@ void Bus::note_bad_access(AccessResult result, Direction direction, uint64_t add
   }
 }
 
-AccessResult Bus::read(uint64_t addr, unsigned size, uint64_t& value) {
+namespace {
+// The path an access is counted under: the caller's, unless the window as a whole is carried by a proxy.
+Path counted_path(const Window& window, Path via) {
+  return window.binding && via == Path::exit ? window.binding->whole : via;
+}
+}  // namespace
+
+AccessResult Bus::read(uint64_t addr, unsigned size, uint64_t& value, Path via) {
   Hit hit = lookup(addr, size);
   value = valid_access_size(size) ? size_mask(size) : ~0ull;
   if (hit.result != AccessResult::ok) {
     note_bad_access(hit.result, Direction::read, addr, size, 0);
     return hit.result;
   }
-  uint64_t offset = addr - hit.window->base;
-  {
-    std::lock_guard lock(hit.window->device->mutex());
-    value = hit.window->device->read(hit.window->region, offset, size) & size_mask(size);
+  const Window& window = *hit.window;
+  uint64_t offset = addr - window.base;
+  Path path = counted_path(window, via);
+  const WindowBinding::BoundRegister* bound = window.binding ? window.binding->find(offset, size) : nullptr;
+  if (window.binding && window.binding->carrier) {
+    value = window.binding->carrier->read(window.region, offset, size) & size_mask(size);
+  } else if (bound && bound->path == Path::fastpath && via == Path::exit) {
+    // Constants come from the table itself; lockless registers from the device, which keeps them safe to read.
+    value = bound->reg.effect == Effect::constant
+                ? (bound->reg.reset >> (8 * (offset - bound->reg.offset))) & size_mask(size)
+                : window.device->read(window.region, offset, size) & size_mask(size);
+    path = Path::fastpath;
+  } else {
+    std::lock_guard lock(window.device->mutex());
+    value = window.device->read(window.region, offset, size) & size_mask(size);
   }
-  hit.window->counts->add(offset, size, Direction::read);
+  window.counts->add(offset, size, Direction::read, path);
   return AccessResult::ok;
 }
 
-AccessResult Bus::write(uint64_t addr, unsigned size, uint64_t value) {
+AccessResult Bus::write(uint64_t addr, unsigned size, uint64_t value, Path via) {
   Hit hit = lookup(addr, size);
   if (hit.result != AccessResult::ok) {
     note_bad_access(hit.result, Direction::write, addr, size, value);
     return hit.result;
   }
-  uint64_t offset = addr - hit.window->base;
-  {
-    std::lock_guard lock(hit.window->device->mutex());
-    hit.window->device->write(hit.window->region, offset, size, value & size_mask(size));
+  const Window& window = *hit.window;
+  uint64_t offset = addr - window.base;
+  if (window.binding && window.binding->carrier) {
+    window.binding->carrier->write(window.region, offset, size, value & size_mask(size));
+  } else {
+    std::lock_guard lock(window.device->mutex());
+    window.device->write(window.region, offset, size, value & size_mask(size));
   }
-  hit.window->counts->add(offset, size, Direction::write);
+  window.counts->add(offset, size, Direction::write, counted_path(window, via));
   return AccessResult::ok;
 }
 

@@ -4,8 +4,11 @@
 
 #include <cstdint>
 #include <mutex>
+#include <span>
 #include <string>
 #include <utility>
+
+#include "io/registers.h"
 
 namespace iovmm::io {
 
@@ -32,6 +35,19 @@ class Device {
   // bytes. The bus has already checked that [offset, offset+size) lies inside the window, and holds mutex().
   [[nodiscard]] virtual uint64_t read(unsigned region, uint64_t offset, unsigned size) = 0;
   virtual void write(unsigned region, uint64_t offset, unsigned size, uint64_t value) = 0;
+
+  // The device's register tables, one block per window that has one. A window without a table can only be
+  // dispatched as a whole (exit or ioregionfd).
+  [[nodiscard]] virtual std::span<const RegisterBlock> register_blocks() const { return {}; }
+
+  // Writes that arrived as an eventfd signal rather than as an exit: `count` writes of `value` (the datamatch value,
+  // or the register's reset value for a wildcard doorbell, whose written values KVM does not keep). Called with
+  // mutex() held, on the event loop. The default treats them as one write: a doorbell rung twice before anyone
+  // looked is the same as rung once.
+  virtual void doorbell(unsigned region, uint64_t offset, unsigned size, uint64_t value, uint64_t count) {
+    (void)count;
+    write(region, offset, size, value);
+  }
 
   // Serialises register accesses against each other and against the device's own threads. One per device: there
   // is no global lock.

@@ -19,15 +19,25 @@ nlohmann::json nonzero_kvm_stats(const kvm::Stats& stats) {
   return out;
 }
 
+// The register's name from the device's table, or its offset when the window has no table.
+std::string register_name(const io::Window& window, uint64_t offset, unsigned size) {
+  for (const auto& block : window.device->register_blocks()) {
+    if (block.region != window.region) continue;
+    if (const io::Register* reg = io::find_register(block.registers, offset, size)) return std::string(reg->name);
+  }
+  return fmt::format("{:#x}", offset);
+}
+
 nlohmann::json bus_windows(const io::Bus& bus) {
   nlohmann::json windows = nlohmann::json::array();
   for (const auto& window : bus.windows()) {
     nlohmann::json accesses = nlohmann::json::array();
     for (const auto& [key, count] : window.counts->snapshot()) {
       accesses.push_back({{"offset", key.offset},
+                          {"register", register_name(window, key.offset, key.size)},
                           {"size", key.size},
                           {"direction", key.direction == io::Direction::read ? "read" : "write"},
-                          {"path", "exit"},
+                          {"path", std::string(io::to_string(key.path))},
                           {"count", count}});
     }
     windows.push_back({{"device", window.device->name()},
@@ -106,16 +116,17 @@ void print_stats(const nlohmann::json& stats) {
   for (const auto& [reason, count] : stats["user_exits"].items()) {
     out += fmt::format("  {:<16} {:>12}\n", reason, count.get<uint64_t>());
   }
-  out += "device accesses (exits handled in user space):\n";
-  out += fmt::format("  {:<16} {:<5} {:>10} {:>5} {:<6} {:<6} {:>12}\n", "window", "space", "register", "width",
-                     "dir", "path", "count");
+  out += "device accesses by register and path:\n";
+  out += fmt::format("  {:<20} {:<5} {:>10} {:<16} {:>5} {:<6} {:<10} {:>12}\n", "window", "space", "address",
+                     "register", "width", "dir", "path", "count");
   for (const auto& window : stats["devices"]) {
     for (const auto& access : window["accesses"]) {
-      out += fmt::format("  {:<16} {:<5} {:>#10x} {:>5} {:<6} {:<6} {:>12}\n", window["window"].get<std::string>(),
-                         window["space"].get<std::string>(),
+      out += fmt::format("  {:<20} {:<5} {:>#10x} {:<16} {:>5} {:<6} {:<10} {:>12}\n",
+                         window["window"].get<std::string>(), window["space"].get<std::string>(),
                          window["base"].get<uint64_t>() + access["offset"].get<uint64_t>(),
-                         access["size"].get<unsigned>(), access["direction"].get<std::string>(),
-                         access["path"].get<std::string>(), access["count"].get<uint64_t>());
+                         access["register"].get<std::string>(), access["size"].get<unsigned>(),
+                         access["direction"].get<std::string>(), access["path"].get<std::string>(),
+                         access["count"].get<uint64_t>());
     }
   }
   const auto& unmapped = stats["unmapped"];
