@@ -71,6 +71,10 @@ LoadedKernel load_address_fields_kernel(GuestMemory& memory, std::span<const uin
     }
     memory_size = h.bss_end_addr - h.load_addr;
   }
+  if (memory_size == 0) {
+    // As for an ELF without PT_LOADs: nothing would be loaded and the range checks would have nothing to check.
+    throw UsageError(fmt::format("{}: multiboot: the load address fields describe an empty image", path));
+  }
   const std::string what = fmt::format("{}: multiboot image", path);
   load_bytes(memory, h.load_addr, file.subspan(text_offset, load_size), memory_size, what);
   ImageExtent extent;

@@ -174,7 +174,7 @@ AccessResult Bus::read(uint64_t addr, unsigned size, uint64_t& value, Path via) 
     // Constants come from the table itself; lockless registers from the device, which keeps them safe to read.
     value = bound->reg.effect == Effect::constant
                 ? (bound->reg.reset >> (8 * (offset - bound->reg.offset))) & size_mask(size)
-                : window.device->read(window.region, offset, size) & size_mask(size);
+                : window.device->read_lockless(window.region, offset, size) & size_mask(size);
     path = Path::fastpath;
   } else {
     std::lock_guard lock(window.device->mutex());

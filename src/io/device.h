@@ -36,6 +36,12 @@ class Device {
   [[nodiscard]] virtual uint64_t read(unsigned region, uint64_t offset, unsigned size) = 0;
   virtual void write(unsigned region, uint64_t offset, unsigned size, uint64_t value) = 0;
 
+  // Reads of registers bound to `fastpath` (Register::lockless_read): called WITHOUT mutex(), possibly at the same
+  // time as read/write/doorbell on other threads. Only registers the device declared lockless are read this way.
+  [[nodiscard]] virtual uint64_t read_lockless(unsigned region, uint64_t offset, unsigned size) {
+    return read(region, offset, size);
+  }
+
   // The device's register tables, one block per window that has one. A window without a table can only be
   // dispatched as a whole (exit or ioregionfd).
   [[nodiscard]] virtual std::span<const RegisterBlock> register_blocks() const { return {}; }

@@ -17,8 +17,13 @@ void EventLoop::add(int fd, uint32_t events, Handler handler) {
   epoll_event event{};
   event.events = events;
   event.data.fd = fd;
-  if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, fd, &event) != 0) throw_errno(fmt::format("epoll_ctl add fd {}", fd));
+  std::lock_guard lock(mutex_);
+  // Registered before epoll can report the fd, so the loop always finds its handler.
   handlers_[fd] = std::make_shared<Handler>(std::move(handler));
+  if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, fd, &event) != 0) {
+    handlers_.erase(fd);
+    throw_errno(fmt::format("epoll_ctl add fd {}", fd));
+  }
 }
 
 void EventLoop::modify(int fd, uint32_t events) {
@@ -29,6 +34,7 @@ void EventLoop::modify(int fd, uint32_t events) {
 }
 
 void EventLoop::remove(int fd) {
+  std::lock_guard lock(mutex_);
   ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, fd, nullptr);
   handlers_.erase(fd);
 }
@@ -42,9 +48,13 @@ void EventLoop::run(const std::function<bool()>& keep_running) {
       throw_errno("epoll_wait");
     }
     for (int i = 0; i < n; ++i) {
-      auto it = handlers_.find(events[i].data.fd);
-      if (it == handlers_.end()) continue;
-      auto handler = it->second;  // a handler may remove itself
+      std::shared_ptr<Handler> handler;
+      {
+        std::lock_guard lock(mutex_);
+        auto it = handlers_.find(events[i].data.fd);
+        if (it == handlers_.end()) continue;
+        handler = it->second;  // keeps it alive if it removes itself
+      }
       (*handler)(events[i].events);
     }
   }

@@ -1,11 +1,13 @@
-// The machine's one epoll thread: host input, signals, timers and (later) device eventfds. Handlers run on this
-// thread only; they must not block.
+// The machine's one epoll thread: host input, signals, timers and device eventfds. Handlers run on this thread
+// only and must not block; add/modify/remove may be called from any thread (a vCPU thread adds a doorbell's eventfd
+// while the guest selects a test), and a handler removed while it runs finishes with the state it captured.
 #pragma once
 
 #include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 
 #include "common/fd.h"
 
@@ -25,6 +27,7 @@ class EventLoop {
 
  private:
   Fd epoll_;
+  std::mutex mutex_;  // guards handlers_
   std::map<int, std::shared_ptr<Handler>> handlers_;
 };
 

@@ -39,7 +39,8 @@ sigset_t stop_signals() {
 Machine::Machine(MachineConfig config) : config_(std::move(config)) {
   validate_config();
   create_vm();
-  platform_ = std::make_unique<Platform>(PlatformContext{*vm_, *memory_, pio_, mmio_, stop_, config_});
+  dispatcher_ = std::make_unique<Dispatcher>(*vm_, pio_, mmio_, loop_);
+  platform_ = std::make_unique<Platform>(PlatformContext{*vm_, *memory_, pio_, mmio_, stop_, *dispatcher_, config_});
   boot::KernelConfig kernel{config_.kernel, config_.cmdline, config_.initrds, platform_->rsdp_address()};
   boot_ = boot::load_kernel(*memory_, kernel);
   create_vcpus();
@@ -81,7 +82,7 @@ void Machine::create_vcpus() {
     if (id == 0) apply_entry_state(*vcpu, boot_.cpu);
     vcpus_.push_back(std::move(vcpu));
   }
-  for (auto& vcpu : vcpus_) runners_.push_back(std::make_unique<VcpuRunner>(*vcpu, pio_, mmio_, stop_));
+  for (auto& vcpu : vcpus_) runners_.push_back(std::make_unique<VcpuRunner>(*vcpu, pio_, mmio_, *dispatcher_, stop_));
   probes_seen_.assign(runners_.size(), 0);
 }
 

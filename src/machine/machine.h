@@ -12,6 +12,7 @@
 #include "kvm/vcpu.h"
 #include "kvm/vm.h"
 #include "machine/config.h"
+#include "machine/dispatcher.h"
 #include "machine/event_loop.h"
 #include "machine/platform.h"
 #include "machine/stop.h"
@@ -47,11 +48,12 @@ class Machine {
   io::Bus pio_{io::Space::pio};
   io::Bus mmio_{io::Space::mmio};
   StopController stop_;
+  EventLoop loop_;
+  std::unique_ptr<Dispatcher> dispatcher_;
   std::unique_ptr<Platform> platform_;
   boot::BootSetup boot_;
   std::vector<std::unique_ptr<kvm::Vcpu>> vcpus_;
   std::vector<std::unique_ptr<VcpuRunner>> runners_;
-  EventLoop loop_;
   int dead_watchdog_ticks_ = 0;
   std::vector<uint64_t> probes_seen_;
   double startup_ms_ = 0;

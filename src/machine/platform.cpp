@@ -13,7 +13,10 @@
 #include "boot/layout.h"
 #include "common/error.h"
 #include "common/log.h"
+#include "devices/factory.h"
 #include "devices/pci/bar_allocation.h"
+#include "devices/pci_testdev.h"
+#include "dispatch/binding.h"
 #include "machine/exit_status.h"
 
 namespace iovmm {
@@ -84,10 +87,54 @@ void Platform::create_devices() {
       std::make_shared<KvmIrqLine>(context_.vm, kSciGsi));
   map(context_.pio, devices::kPmIoBase, devices::kPmRegionSize, acpi_pm_);
 
-  for (const auto& spec : context_.config.devices) {
-    auto type = spec.substr(0, spec.find(','));
-    throw UsageError(fmt::format("--device {}: unknown device type '{}'", spec, type));
+}
+
+void Platform::bind(const io::Device& device, const std::vector<unsigned>& regions, io::WindowBinding binding) {
+  auto shared = std::make_shared<const io::WindowBinding>(std::move(binding));
+  for (unsigned region : regions) {
+    context_.pio.bind(device, region, shared);
+    context_.mmio.bind(device, region, shared);
   }
+}
+
+void Platform::create_user_device(const std::string& text) {
+  auto spec = devices::DeviceSpec::parse(text);
+  dispatch::DispatchChoice choice;
+  for (const auto& [key, value] : spec.options()) {
+    if (key == "dispatch" || key.rfind("dispatch.", 0) == 0) {
+      (void)spec.take(key);
+      choice.add(spec.type(), key, value);
+    }
+  }
+  devices::HostFeatures host;
+  host.ioeventfd_any_length = context_.vm.system().check_extension(KVM_CAP_IOEVENTFD_ANY_LENGTH) > 0;
+  devices::BuiltDevice built = devices::make_device(spec, host);
+  std::shared_ptr<io::Device> device = built.device;
+  auto bindings = dispatch::bind_registers(spec.type(), device->register_blocks(), choice);
+
+  std::vector<unsigned> regions;
+  if (auto pci = std::dynamic_pointer_cast<devices::PciDevice>(device)) {
+    if (next_pci_slot_ >= 32) throw UsageError(fmt::format("--device {}: no free PCI slot on bus 0", text));
+    pci->set_bar_observer(bar_mapper_->observer());
+    pci_root_->attach(next_pci_slot_++, 0, pci);
+    pci_devices_.push_back(pci);
+    for (unsigned bar = 0; bar < 6; ++bar) {
+      if (pci->bar_spec(bar)) regions.push_back(bar);
+    }
+  } else if (built.fixed_window) {
+    const auto& place = *built.fixed_window;
+    map(place.space == io::Space::pio ? context_.pio : context_.mmio, place.base, place.size, device);
+    regions.push_back(0);
+  }
+  if (auto* testdev = dynamic_cast<devices::PciTestdev*>(device.get())) testdev->set_doorbell_host(&context_.doorbells);
+
+  for (unsigned region : regions) {
+    io::WindowBinding binding;
+    if (auto it = bindings.find(region); it != bindings.end()) binding = it->second;
+    if (choice.whole_device_ioregionfd()) binding.whole = io::Path::ioregionfd;
+    bind(*device, {region}, std::move(binding));
+  }
+  user_devices_.push_back(device);
 }
 
 void Platform::create_pci() {
@@ -102,6 +149,7 @@ void Platform::create_pci() {
   pci_devices_.push_back(host_bridge);
   for (auto& device : pci_devices_) device->set_bar_observer(bar_mapper_->observer());
   pci_root_->attach(kHostBridgeSlot, 0, host_bridge);
+  for (const auto& text : context_.config.devices) create_user_device(text);
 
   devices::BarAllocationOptions options;
   for (const auto& region : context_.memory.regions()) {

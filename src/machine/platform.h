@@ -19,6 +19,7 @@
 #include "devices/pci/pci_root.h"
 #include "devices/uart16550.h"
 #include "io/bus.h"
+#include "io/doorbell.h"
 #include "kvm/vm.h"
 #include "machine/config.h"
 #include "machine/event_loop.h"
@@ -33,6 +34,7 @@ struct PlatformContext {
   io::Bus& pio;
   io::Bus& mmio;
   StopController& stop;
+  io::DoorbellHost& doorbells;
   const MachineConfig& config;
 };
 
@@ -50,6 +52,8 @@ class Platform {
   void map(io::Bus& bus, uint64_t base, uint64_t size, std::shared_ptr<io::Device> device);
   void create_devices();
   void create_pci();
+  void create_user_device(const std::string& text);
+  void bind(const io::Device& device, const std::vector<unsigned>& regions, io::WindowBinding binding);
   void fill_fw_cfg();
   void write_acpi();
   void read_console_input(EventLoop& loop);
@@ -62,6 +66,8 @@ class Platform {
   std::shared_ptr<devices::PciRoot> pci_root_;
   std::shared_ptr<devices::PciBarMapper> bar_mapper_;
   std::vector<std::shared_ptr<devices::PciDevice>> pci_devices_;
+  std::vector<std::shared_ptr<io::Device>> user_devices_;
+  unsigned next_pci_slot_ = 2;  // QEMU -M pc: 0 host bridge, 1 PIIX; -device functions start at 2
   uint64_t rsdp_address_ = 0;
   bool console_attached_ = false;
   Fd console_retry_timer_;

@@ -6,6 +6,7 @@
 #include <fmt/core.h>
 
 #include "common/log.h"
+#include "dispatch/hypercall.h"
 #include "machine/exit_status.h"
 
 namespace iovmm {
@@ -44,9 +45,11 @@ void VcpuRunner::install_kick_signal() {
   sigaction(kKickSignal, &action, nullptr);
 }
 
-VcpuRunner::VcpuRunner(kvm::Vcpu& vcpu, io::Bus& pio, io::Bus& mmio, StopController& stop)
-    : vcpu_(vcpu), pio_(pio), mmio_(mmio), stop_(stop), stats_(vcpu.fd()) {
+VcpuRunner::VcpuRunner(kvm::Vcpu& vcpu, io::Bus& pio, io::Bus& mmio, Dispatcher& dispatcher, StopController& stop)
+    : vcpu_(vcpu), pio_(pio), mmio_(mmio), dispatcher_(dispatcher), stop_(stop), stats_(vcpu.fd()) {
   blocking_stat_ = stats_.find("blocking");
+  // The hypercall carrier reads its arguments from kvm_run on the exit itself, with no KVM_GET_REGS.
+  vcpu_.set_sync_regs(KVM_SYNC_X86_REGS);
 }
 
 VcpuRunner::~VcpuRunner() { join(); }
@@ -113,6 +116,7 @@ void VcpuRunner::loop() {
       return;
     }
     activity_.store(VcpuActivity::running, std::memory_order_relaxed);
+    dispatcher_.drain_coalesced(vcpu_);
     uint32_t reason = vcpu_.run_state()->exit_reason;
     ++exit_counts_[reason < kExitReasons ? reason : 0];
     try {
@@ -176,9 +180,29 @@ bool VcpuRunner::handle_exit() {
   }
 }
 
+void VcpuRunner::handle_hypercall_port() {
+  kvm_run* run = vcpu_.run_state();
+  if (run->io.direction == KVM_EXIT_IO_IN) {
+    // Discovery: the guest reads the signature before it trusts the port (QEMU reads all-ones here).
+    uint32_t signature = dispatch::kHypercallSignature;
+    std::memcpy(reinterpret_cast<uint8_t*>(run) + run->io.data_offset, &signature, run->io.size);
+    return;
+  }
+  auto& regs = run->s.regs.regs;
+  dispatch::HypercallRegisters call{regs.rax, regs.rbx, regs.rcx};
+  dispatch::execute_hypercall(call, pio_, mmio_);
+  regs.rax = call.rax;
+  regs.rcx = call.rcx;
+  run->kvm_dirty_regs |= KVM_SYNC_X86_REGS;
+}
+
 void VcpuRunner::handle_pio() {
   kvm_run* run = vcpu_.run_state();
   const auto& io = run->io;
+  if (io.port == dispatch::kHypercallPort && io.count == 1 && io.size <= 4) {
+    handle_hypercall_port();
+    return;
+  }
   // String I/O (rep ins/outs) arrives as `count` elements back to back; each is one access on the bus.
   uint8_t* data = reinterpret_cast<uint8_t*>(run) + io.data_offset;
   for (uint32_t i = 0; i < io.count; ++i, data += io.size) {

@@ -13,6 +13,7 @@
 #include "io/bus.h"
 #include "kvm/stats.h"
 #include "kvm/vcpu.h"
+#include "machine/dispatcher.h"
 #include "machine/stop.h"
 
 namespace iovmm {
@@ -29,7 +30,7 @@ class VcpuRunner {
  public:
   static constexpr size_t kExitReasons = 64;
 
-  VcpuRunner(kvm::Vcpu& vcpu, io::Bus& pio, io::Bus& mmio, StopController& stop);
+  VcpuRunner(kvm::Vcpu& vcpu, io::Bus& pio, io::Bus& mmio, Dispatcher& dispatcher, StopController& stop);
   ~VcpuRunner();
 
   void start();
@@ -56,12 +57,14 @@ class VcpuRunner {
   [[nodiscard]] bool handle_exit();  // false: stop the loop
   void handle_pio();
   void handle_mmio();
+  void handle_hypercall_port();
   void answer_probe();
   void fail(std::string reason);
 
   kvm::Vcpu& vcpu_;
   io::Bus& pio_;
   io::Bus& mmio_;
+  Dispatcher& dispatcher_;
   StopController& stop_;
   kvm::Stats stats_;
   int blocking_stat_ = -1;

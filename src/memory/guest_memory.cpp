@@ -1,6 +1,7 @@
 #include "memory/guest_memory.h"
 
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -39,6 +40,40 @@ GuestMemory::GuestMemory(std::vector<RamRange> ranges) {
     regions_.push_back(Region{r.gpa, r.size, offset, base_ + offset});
     offset += r.size;
   }
+}
+
+GuestMemory::GuestMemory(Fd memfd, std::vector<MemfdRange> table) : memfd_(std::move(memfd)) {
+  struct stat st {};
+  if (::fstat(memfd_.get(), &st) != 0) throw_errno("guest memory: fstat of the inherited memfd");
+  const auto file_size = static_cast<uint64_t>(st.st_size);
+  if (table.empty()) throw Error("guest memory: empty region table");
+  // Checked in file order (no two ranges share bytes of the file, together they cover it) and in guest order.
+  std::sort(table.begin(), table.end(),
+            [](const MemfdRange& a, const MemfdRange& b) { return a.file_offset < b.file_offset; });
+  uint64_t file_end = 0;
+  for (const auto& r : table) {
+    if (r.size == 0 || r.gpa % kPageSize || r.size % kPageSize || r.file_offset % kPageSize ||
+        r.gpa + r.size < r.gpa || r.file_offset != file_end || r.size > file_size - r.file_offset) {
+      throw Error(fmt::format("guest memory: region {:#x}+{:#x} at file offset {:#x} does not fit a {}-byte memfd "
+                              "laid out contiguously",
+                              r.gpa, r.size, r.file_offset, file_size));
+    }
+    file_end += r.size;
+  }
+  if (file_end != file_size) {
+    throw Error(fmt::format("guest memory: regions cover {} bytes of a {}-byte memfd", file_end, file_size));
+  }
+  std::sort(table.begin(), table.end(), [](const MemfdRange& a, const MemfdRange& b) { return a.gpa < b.gpa; });
+  for (size_t i = 1; i < table.size(); ++i) {
+    if (table[i].gpa < table[i - 1].gpa + table[i - 1].size) {
+      throw Error(fmt::format("guest memory: regions at {:#x} and {:#x} overlap", table[i - 1].gpa, table[i].gpa));
+    }
+  }
+  total_size_ = file_size;
+  void* map = ::mmap(nullptr, total_size_, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, memfd_.get(), 0);
+  if (map == MAP_FAILED) throw_errno(fmt::format("guest memory: mmap of the inherited {}-byte memfd", total_size_));
+  base_ = static_cast<uint8_t*>(map);
+  for (const auto& r : table) regions_.push_back(Region{r.gpa, r.size, r.file_offset, base_ + r.file_offset});
 }
 
 GuestMemory::~GuestMemory() {

@@ -20,6 +20,13 @@ struct RamRange {
   uint64_t size = 0;
 };
 
+// One guest-physical range of an existing memfd, as another process's GuestMemory laid it out.
+struct MemfdRange {
+  uint64_t gpa = 0;
+  uint64_t size = 0;
+  uint64_t file_offset = 0;
+};
+
 class GuestMemory {
  public:
   struct Region {
@@ -31,6 +38,10 @@ class GuestMemory {
 
   // Ranges must be page-aligned, non-empty and non-overlapping. Throws Error on failure.
   explicit GuestMemory(std::vector<RamRange> ranges);
+  // Attaches to guest RAM another process created (an iovmm-device process mapping the VMM's memfd). The table
+  // must be what that process's regions() says: page-aligned, non-overlapping in guest-physical space and in the
+  // file, and covering the whole file. Takes `memfd`. Throws Error on any mismatch.
+  GuestMemory(Fd memfd, std::vector<MemfdRange> table);
   GuestMemory(const GuestMemory&) = delete;
   GuestMemory& operator=(const GuestMemory&) = delete;
   ~GuestMemory();

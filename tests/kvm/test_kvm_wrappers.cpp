@@ -202,3 +202,30 @@ TEST(KvmCpuid, ArchCapabilitiesIsHiddenAndApicIdSet) {
 
 }  // namespace
 }  // namespace iovmm
+
+namespace iovmm {
+namespace {
+
+// The hypercall carrier writes its results back through kvm_run.s.regs on a port-I/O exit. The guest must see the
+// new registers and continue after the `out`, not execute it again (KVM completes the instruction on re-entry).
+TEST_F(TinyVm, SyncRegsWrittenOnAPortExitReachTheGuestOnce) {
+  vcpu_->set_sync_regs(KVM_SYNC_X86_REGS);
+  // mov dx, 0x0ff0; out dx, al; (then the marker: mov al, 0x2a would overwrite al, so use out 0xf4, al directly)
+  std::vector<uint8_t> code = {0x66, 0xba, 0xf0, 0x0f, 0xee, 0xe6, 0xf4, 0xf4};
+  ASSERT_TRUE(memory_->write(0x1000, code.data(), code.size()));
+  apply_entry_state(*vcpu_, boot::setup_protected_mode_entry(*memory_, 0x1000, 0, 0));
+  kvm_run* run = run_once();
+  ASSERT_EQ(run->exit_reason, static_cast<uint32_t>(KVM_EXIT_IO));
+  ASSERT_EQ(run->io.port, 0x0ff0);
+  run->s.regs.regs.rax = 0x55;
+  run->s.regs.regs.rcx = 0x66;
+  run->kvm_dirty_regs |= KVM_SYNC_X86_REGS;
+  run = run_once();
+  ASSERT_EQ(run->exit_reason, static_cast<uint32_t>(KVM_EXIT_IO));
+  EXPECT_EQ(run->io.port, 0xf4);  // not 0x0ff0 again
+  EXPECT_EQ(reinterpret_cast<uint8_t*>(run)[run->io.data_offset], 0x55);
+  EXPECT_EQ(vcpu_->regs().rcx & 0xffff, 0x66u);
+}
+
+}  // namespace
+}  // namespace iovmm

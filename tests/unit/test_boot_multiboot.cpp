@@ -168,6 +168,14 @@ TEST(BootMultiboot, AddressFieldsLoadAFlatImage) {
   const auto bad_kernel = write_test_file(dir / "bad.bin", image);
   EXPECT_CONTAINS(usage_error_of([&] { (void)load_kernel(memory, {bad_kernel, "", {}, 0}); }),
                   "invalid load_addr address");
+
+  // Found by fuzz_kernel_loader: load_end_addr and bss_end_addr equal to load_addr load nothing at all (and the RAM
+  // checks would have had nothing to check, even with load_addr outside RAM).
+  const uint32_t empty[8] = {kMultibootHeaderMagic, flags, static_cast<uint32_t>(-(kMultibootHeaderMagic + flags)),
+                             load + 0x10, load, load, load, load};
+  put(image, 0x10, empty);
+  const auto empty_kernel = write_test_file(dir / "empty.bin", image);
+  EXPECT_CONTAINS(usage_error_of([&] { (void)load_kernel(memory, {empty_kernel, "", {}, 0}); }), "empty image");
 }
 
 TEST(BootMultiboot, HeaderWithoutAddressFieldsInANonElfFile) {

@@ -133,7 +133,7 @@ TEST(Bus, UnmapAndMoveKeepCounts) {
   auto windows = bus.windows();
   ASSERT_EQ(windows.size(), 1u);
   auto counts = windows[0].counts->snapshot();
-  EXPECT_EQ((counts[AccessCounts::Key{4, 4, Direction::read}]), 2u);
+  EXPECT_EQ((counts[AccessCounts::Key{4, 4, Direction::read, Path::exit}]), 2u);
   EXPECT_TRUE(bus.unmap(*dev, 1));
   EXPECT_FALSE(bus.unmap(*dev, 1));
 }

@@ -1,0 +1,714 @@
+#include "cli/bench_exits.h"
+
+#include <CLI/CLI.hpp>
+#include <fcntl.h>
+#include <fmt/core.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <sstream>
+#include <string_view>
+#include <vector>
+
+#include "cli/raw_floor.h"
+
+namespace iovmm::cli {
+namespace {
+
+// ---- the configurations: edit here when a dispatch option changes ------------------------------------------------
+
+// One iovmm run of the bench guest: the dispatch path it exercises, the devices that select it, and the kinds of
+// access (the guest's kinds= filter) that path applies to. Several entries may share a path.
+struct IovmmConfiguration {
+  std::string_view path;
+  std::vector<std::string_view> devices;  // each becomes --device ARG
+  std::string_view kinds;
+};
+
+const std::vector<IovmmConfiguration>& iovmm_configurations() {
+  static const std::vector<IovmmConfiguration> table = {
+      // KVM answers these itself (no device is needed): the in-kernel floor and the loop's own cost.
+      {"in-kernel", {}, "empty,cpuid,pic_pio,lapic_mmio"},
+      // Nothing is mapped at 0xA0000 without a VGA window: every write leaves as an exit and is dropped.
+      {"exit", {}, "vga_write"},
+      {"exit", {"pci-testdev"}, "testdev_*"},
+      {"coalesced", {"pci-testdev,dispatch=coalesced"}, "testdev_*"},
+      {"coalesced", {"vga-window"}, "vga_write"},
+      {"ioregionfd-thread", {"pci-testdev,dispatch=ioregionfd,server=thread"}, "testdev_*"},
+      {"ioregionfd-process", {"pci-testdev,dispatch=ioregionfd,server=process"}, "testdev_*"},
+      {"ioregionfd-posted", {"pci-testdev,dispatch=ioregionfd,server=thread,posted=on"}, "testdev_*"},
+      {"fastpath", {"pci-testdev,dispatch.count=fastpath"}, "testdev_mmio_count_read"},
+      {"hypercall", {"pci-testdev"}, "hypercall_testdev_mmio"},
+  };
+  return table;
+}
+
+std::vector<std::string> qemu_arguments(const std::string& guest, const std::string& append) {
+  return {"-M", "pc", "-enable-kvm", "-cpu", "host,-arch-capabilities", "-m", "128", "-nodefaults", "-nographic",
+          "-serial", "stdio", "-device", "isa-debug-exit,iobase=0xf4,iosize=4", "-device", "pci-testdev", "-vga",
+          "std", "-kernel", guest, "-append", append};
+}
+
+constexpr int kGuestSuccessStatus = 1;  // debug_exit(0) -> (0 << 1) | 1
+constexpr int kUsageStatus = 2;
+constexpr int kIovmmTimeoutSeconds = 120;
+constexpr int kQemuTimeoutSeconds = 180;
+constexpr uint64_t kRawFloorRoundTrips = 2000;
+constexpr int kRawFloorBatches = 5;
+
+// The path a row belongs to, from the configuration that ran it and the kind. QEMU's rows are labelled with the
+// path QEMU takes for that access; iovmm's pci-testdev, like QEMU's, registers an ioeventfd for its eventfd tests.
+std::string path_label(std::string_view configuration_path, std::string_view kind) {
+  if (kind == "empty") return "none";
+  if (kind == "cpuid" || kind == "pic_pio" || kind == "lapic_mmio") return "in-kernel";
+  const bool eventfd_test = kind.starts_with("testdev_") && kind.ends_with("-eventfd") &&
+                            !kind.ends_with("no-eventfd");
+  if (configuration_path == "exit" && eventfd_test) return "ioeventfd";
+  return std::string(configuration_path);
+}
+
+std::string qemu_path_label(std::string_view kind) {
+  return path_label(kind == "vga_write" ? "coalesced" : "exit", kind);
+}
+
+// ---- child processes -----------------------------------------------------------------------------------------------
+
+struct ProcessResult {
+  int status = -1;  // exit status, 128 + signal, or -1 if it could not start
+  std::string out;
+  std::string err;
+  bool timed_out = false;
+};
+
+// Runs argv[0] (looked up in PATH) with stdin from /dev/null, collecting stdout and stderr; kills it after
+// timeout_s so a hung guest never hangs the bench.
+ProcessResult run_process(const std::vector<std::string>& argv, int timeout_s) {
+  ProcessResult result;
+  int out_pipe[2], err_pipe[2];
+  if (::pipe2(out_pipe, O_CLOEXEC) != 0) return result;
+  if (::pipe2(err_pipe, O_CLOEXEC) != 0) {
+    ::close(out_pipe[0]), ::close(out_pipe[1]);
+    return result;
+  }
+  std::vector<char*> c_argv;
+  for (const auto& arg : argv) c_argv.push_back(const_cast<char*>(arg.c_str()));
+  c_argv.push_back(nullptr);
+
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    const int null_fd = ::open("/dev/null", O_RDONLY);
+    ::dup2(null_fd, 0);
+    ::dup2(out_pipe[1], 1);
+    ::dup2(err_pipe[1], 2);
+    ::execvp(c_argv[0], c_argv.data());
+    ::dprintf(2, "cannot run %s\n", c_argv[0]);
+    ::_exit(127);
+  }
+  ::close(out_pipe[1]);
+  ::close(err_pipe[1]);
+  if (pid < 0) {
+    ::close(out_pipe[0]), ::close(err_pipe[0]);
+    return result;
+  }
+
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout_s);
+  std::array<pollfd, 2> fds = {pollfd{out_pipe[0], POLLIN, 0}, pollfd{err_pipe[0], POLLIN, 0}};
+  std::array<std::string*, 2> sinks = {&result.out, &result.err};
+  int open_fds = 2;
+  while (open_fds > 0) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) {
+      result.timed_out = true;
+      ::kill(pid, SIGKILL);
+      break;
+    }
+    if (::poll(fds.data(), fds.size(), static_cast<int>(std::min<int64_t>(left.count(), 1000))) < 0 && errno != EINTR) {
+      break;
+    }
+    for (size_t i = 0; i < fds.size(); ++i) {
+      if (fds[i].fd < 0 || !(fds[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+      char buffer[8192];
+      const ssize_t n = ::read(fds[i].fd, buffer, sizeof buffer);
+      if (n > 0) {
+        sinks[i]->append(buffer, static_cast<size_t>(n));
+      } else if (n == 0 || errno != EINTR) {
+        ::close(fds[i].fd);
+        fds[i].fd = -1;
+        --open_fds;
+      }
+    }
+  }
+  for (auto& fd : fds) {
+    if (fd.fd >= 0) ::close(fd.fd);
+  }
+  int wstatus = 0;
+  while (::waitpid(pid, &wstatus, 0) < 0 && errno == EINTR) {
+  }
+  result.status = WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : 128 + WTERMSIG(wstatus);
+  return result;
+}
+
+// The last non-empty line of a process's stderr, without iovmm's "iovmm: " prefix: what a failure says.
+std::string last_line(const std::string& text) {
+  std::istringstream lines(text);
+  std::string line, last;
+  while (std::getline(lines, line)) {
+    if (!line.empty()) last = line;
+  }
+  if (last.starts_with("iovmm: ")) last = last.substr(7);
+  return last.empty() ? "(no message)" : last;
+}
+
+// ---- what the guest prints -----------------------------------------------------------------------------------------
+
+struct GuestResult {
+  std::string kind;
+  std::string mode;
+  std::optional<std::string> unavailable;
+  uint64_t iterations = 0;
+  uint64_t cycles = 0;
+  std::optional<uint64_t> count;
+};
+
+struct GuestOutput {
+  std::vector<GuestResult> results;
+  bool done = false;
+};
+
+// Lines "exits: kind=K mode=M iterations=N cycles=C cycles_per_access=P [count=X] ..." or "... unavailable
+// reason=R". The marker is searched anywhere in a line: QEMU's firmware leaves escape codes before the first one.
+GuestOutput parse_guest_output(const std::string& text) {
+  GuestOutput output;
+  std::istringstream lines(text);
+  std::string line;
+  while (std::getline(lines, line)) {
+    if (line.find("exits: done") != std::string::npos) output.done = true;
+    const size_t at = line.find("exits: kind=");
+    if (at == std::string::npos) continue;
+    std::istringstream words(line.substr(at + 7));
+    std::map<std::string, std::string> fields;
+    bool unavailable = false;
+    std::string word;
+    while (words >> word) {
+      const size_t eq = word.find('=');
+      if (eq == std::string::npos) {
+        unavailable = unavailable || word == "unavailable";
+      } else {
+        fields[word.substr(0, eq)] = word.substr(eq + 1);
+      }
+    }
+    GuestResult result;
+    result.kind = fields["kind"];
+    result.mode = fields["mode"];
+    if (unavailable) {
+      result.unavailable = fields.count("reason") ? fields["reason"] : "unavailable";
+    } else {
+      try {
+        result.iterations = std::stoull(fields.at("iterations"));
+        result.cycles = std::stoull(fields.at("cycles"));
+        if (fields.count("count")) result.count = std::stoull(fields["count"]);
+      } catch (const std::exception&) {
+        continue;  // a garbled line (serial noise) is not a measurement
+      }
+    }
+    output.results.push_back(result);
+  }
+  return output;
+}
+
+// ---- measurements ----------------------------------------------------------------------------------------------------
+
+struct RowKey {
+  std::string kind, path, vmm, mode;
+  auto operator<=>(const RowKey&) const = default;
+};
+
+struct RowData {
+  std::vector<double> cycles_per_access;  // one per round
+  std::optional<double> user_exits_per_access;
+  std::optional<uint64_t> last_count;      // the testdev's count after the last round's loop
+  uint64_t last_iterations = 0;
+};
+
+double median(std::vector<double> values) {
+  std::sort(values.begin(), values.end());
+  const size_t mid = values.size() / 2;
+  return values.size() % 2 ? values[mid] : (values[mid - 1] + values[mid]) / 2;
+}
+
+struct Unavailable {
+  std::string path;
+  std::string vmm;
+  std::string what;     // the kinds (the guest's kinds= filter), or the QEMU binary
+  std::string message;
+};
+
+class Bench {
+ public:
+  Bench(const BenchExitsOptions& options, std::string iovmm, std::string guest)
+      : options_(options), iovmm_(std::move(iovmm)), guest_(std::move(guest)) {}
+
+  int run();
+
+ private:
+  std::string append(std::string_view kinds, std::string_view extra) const;
+  ProcessResult run_iovmm(const IovmmConfiguration& configuration, const std::string& append,
+                          const std::string& stats_json = {}) const;
+  void run_iovmm_round(size_t index, int round);
+  void run_qemu_round(int round);
+  void record(const std::string& vmm, std::string_view configuration_path, const GuestOutput& output);
+  void count_iovmm_exits();
+  void count_qemu_exits();
+  std::optional<uint64_t> iovmm_user_exits(const IovmmConfiguration& configuration, const std::string& append);
+  void print_table() const;
+  void write_json() const;
+  [[nodiscard]] std::optional<double> median_of(const RowKey& key) const;
+  [[nodiscard]] std::vector<std::string> modes() const;
+
+  const BenchExitsOptions& options_;
+  std::string iovmm_;
+  std::string guest_;
+  std::optional<uint64_t> tsc_khz_;
+  std::vector<RawFloorResult> raw_floor_;
+  std::map<RowKey, RowData> rows_;
+  std::vector<RowKey> row_order_;               // first-seen order: guest kind order, configuration order
+  std::vector<std::optional<std::string>> configuration_failed_;  // per configuration: why it could not run
+  std::vector<std::vector<std::string>> configuration_kinds_;     // per configuration: kinds it measured
+  std::vector<std::string> qemu_kinds_;
+  std::optional<std::string> qemu_failed_;
+  std::vector<Unavailable> unavailable_;
+};
+
+std::vector<std::string> Bench::modes() const {
+  std::vector<std::string> out;
+  std::istringstream words(options_.modes);
+  std::string mode;
+  while (std::getline(words, mode, ',')) out.push_back(mode);
+  return out;
+}
+
+std::string Bench::append(std::string_view kinds, std::string_view extra) const {
+  std::string text = fmt::format("goal={} modes={}", options_.goal, options_.modes);
+  if (!kinds.empty()) text += fmt::format(" kinds={}", kinds);
+  if (!extra.empty()) text += fmt::format(" {}", extra);
+  return text;
+}
+
+ProcessResult Bench::run_iovmm(const IovmmConfiguration& configuration, const std::string& append,
+                               const std::string& stats_json) const {
+  std::vector<std::string> argv = {iovmm_, "run", "--kernel", guest_, "--append", append, "--no-console-input"};
+  for (auto device : configuration.devices) {
+    argv.push_back("--device");
+    argv.emplace_back(device);
+  }
+  if (!stats_json.empty()) {
+    argv.push_back("--stats-json");
+    argv.push_back(stats_json);
+  }
+  return run_process(argv, kIovmmTimeoutSeconds);
+}
+
+void Bench::record(const std::string& vmm, std::string_view configuration_path, const GuestOutput& output) {
+  for (const auto& result : output.results) {
+    if (result.unavailable || result.iterations == 0) continue;
+    const std::string path = vmm == "qemu" ? qemu_path_label(result.kind) : path_label(configuration_path, result.kind);
+    RowKey key{result.kind, path, vmm, result.mode};
+    auto [it, inserted] = rows_.try_emplace(key);
+    if (inserted) row_order_.push_back(key);
+    it->second.cycles_per_access.push_back(static_cast<double>(result.cycles) / static_cast<double>(result.iterations));
+    it->second.last_count = result.count;
+    it->second.last_iterations = result.iterations;
+  }
+}
+
+void Bench::run_iovmm_round(size_t index, int round) {
+  const auto& configuration = iovmm_configurations()[index];
+  if (configuration_failed_[index]) return;  // it will not start now either
+  const ProcessResult result = run_iovmm(configuration, append(configuration.kinds, ""));
+  const GuestOutput output = parse_guest_output(result.out);
+  if (result.status != kGuestSuccessStatus || !output.done) {
+    const std::string message = result.timed_out ? "timed out"
+                                : result.status == kUsageStatus
+                                    ? last_line(result.err)
+                                    : fmt::format("exit status {}: {}", result.status, last_line(result.err));
+    configuration_failed_[index] = message;
+    unavailable_.push_back({std::string(configuration.path), "iovmm", std::string(configuration.kinds), message});
+    fmt::print(stderr, "  iovmm {:<18} unavailable: {}\n", configuration.path, message);
+    return;
+  }
+  record("iovmm", configuration.path, output);
+  if (round == 0) {
+    for (const auto& r : output.results) {
+      if (!r.unavailable && std::find(configuration_kinds_[index].begin(), configuration_kinds_[index].end(),
+                                      r.kind) == configuration_kinds_[index].end()) {
+        configuration_kinds_[index].push_back(r.kind);
+      }
+    }
+  }
+}
+
+void Bench::run_qemu_round(int round) {
+  if (options_.no_qemu || qemu_failed_) return;
+  std::vector<std::string> argv = {options_.qemu};
+  for (auto& arg : qemu_arguments(guest_, append("", ""))) argv.push_back(arg);
+  const auto start = std::chrono::steady_clock::now();
+  const ProcessResult result = run_process(argv, kQemuTimeoutSeconds);
+  const GuestOutput output = parse_guest_output(result.out);
+  if (result.status != kGuestSuccessStatus || !output.done) {
+    qemu_failed_ = result.timed_out ? "timed out"
+                                    : fmt::format("exit status {}: {}", result.status, last_line(result.err));
+    unavailable_.push_back({"*", "qemu", options_.qemu, *qemu_failed_});
+    fmt::print(stderr, "  qemu unavailable: {}\n", *qemu_failed_);
+    return;
+  }
+  record("qemu", "", output);
+  if (round == 0) {
+    for (const auto& r : output.results) {
+      if (!r.unavailable) qemu_kinds_.push_back(r.kind);
+    }
+  }
+  fmt::print(stderr, "  qemu done in {:.1f} s\n",
+             std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+}
+
+// ---- user-space exits per access ---------------------------------------------------------------------------------
+
+// The user-space exits of one quiet run, from its --stats-json (the sum over exit reasons).
+std::optional<uint64_t> Bench::iovmm_user_exits(const IovmmConfiguration& configuration, const std::string& append) {
+  const std::string stats_path =
+      (std::filesystem::temp_directory_path() / fmt::format("iovmm-bench-exits-{}.json", ::getpid())).string();
+  const ProcessResult result = run_iovmm(configuration, append, stats_path);
+  std::optional<uint64_t> exits;
+  try {
+    std::ifstream file(stats_path);
+    const auto stats = nlohmann::json::parse(file);
+    uint64_t total = 0;
+    for (const auto& [reason, count] : stats.at("user_exits").items()) total += count.get<uint64_t>();
+    if (result.status == kGuestSuccessStatus) exits = total;
+  } catch (const std::exception&) {
+  }
+  std::filesystem::remove(stats_path);
+  if (options_.stats) {
+    fmt::print(stderr, "  count run: {} --append \"{}\": {} user exits\n", configuration.path, append,
+               exits ? std::to_string(*exits) : "failed");
+  }
+  return exits;
+}
+
+// Why two runs per kind: a run's exits include booting and printing, which dwarf the loop at small counts. The same
+// run with iterations=0 and no per-kind output makes exactly the same exits but the loop's, so the difference is
+// the loop's alone, whatever path carried it.
+void Bench::count_iovmm_exits() {
+  const auto& configurations = iovmm_configurations();
+  const uint64_t n = options_.count_iterations;
+  for (size_t index = 0; index < configurations.size(); ++index) {
+    if (configuration_failed_[index]) continue;
+    for (const auto& kind : configuration_kinds_[index]) {
+      const auto baseline = iovmm_user_exits(configurations[index],
+                                             fmt::format("kinds={} modes=cpl3 iterations=0 quiet", kind));
+      for (const auto& mode : modes()) {
+        const auto counted = iovmm_user_exits(configurations[index],
+                                              fmt::format("kinds={} modes={} iterations={} quiet", kind, mode, n));
+        if (!baseline || !counted) continue;
+        const RowKey key{kind, path_label(configurations[index].path, kind), "iovmm", mode};
+        if (auto it = rows_.find(key); it != rows_.end()) {
+          it->second.user_exits_per_access =
+              (static_cast<double>(*counted) - static_cast<double>(*baseline)) / static_cast<double>(n);
+        }
+      }
+    }
+  }
+}
+
+// QEMU keeps no exit statistics of its own: perf records KVM's kvm_userspace_exit tracepoint for the QEMU
+// process, and the guest's port-0x80 markers (kvm_pio, filtered to that port) cut the trace into one segment per
+// timed loop. A segment holds the begin marker's own exit and the loop's.
+void Bench::count_qemu_exits() {
+  if (options_.no_qemu || qemu_failed_) return;
+  const uint64_t n = options_.count_iterations;
+  const std::string data =
+      (std::filesystem::temp_directory_path() / fmt::format("iovmm-bench-exits-{}.perf", ::getpid())).string();
+  std::vector<std::string> argv = {"perf", "record", "-q", "-o", data, "-e", "kvm:kvm_userspace_exit", "-e",
+                                   "kvm:kvm_pio", "--filter", "port == 0x80", "--", options_.qemu};
+  for (auto& arg : qemu_arguments(guest_, append("", fmt::format("iterations={} markers", n)))) argv.push_back(arg);
+  const ProcessResult recorded = run_process(argv, kQemuTimeoutSeconds);
+  const GuestOutput output = parse_guest_output(recorded.out);
+  if (recorded.status != kGuestSuccessStatus || !output.done) {
+    fmt::print(stderr, "  qemu exit count unavailable (perf record: status {}: {})\n", recorded.status,
+               last_line(recorded.err));
+    std::filesystem::remove(data);
+    return;
+  }
+  const ProcessResult script = run_process({"perf", "script", "-i", data, "-F", "event,trace"}, 120);
+  std::filesystem::remove(data);
+  std::vector<uint64_t> segments;
+  bool inside = false;
+  uint64_t exits_inside = 0;
+  std::istringstream lines(script.out);
+  std::string line;
+  while (std::getline(lines, line)) {
+    const bool marker = line.find("kvm_pio") != std::string::npos;
+    if (marker && line.find("val 0xb0") != std::string::npos) {
+      inside = true;
+      exits_inside = 0;
+    } else if (marker && line.find("val 0xe0") != std::string::npos) {
+      if (inside) segments.push_back(exits_inside);
+      inside = false;
+    } else if (inside && line.find("kvm_userspace_exit") != std::string::npos) {
+      ++exits_inside;
+    }
+  }
+  std::vector<const GuestResult*> measured;
+  for (const auto& r : output.results) {
+    if (!r.unavailable && r.iterations > 0) measured.push_back(&r);
+  }
+  if (segments.size() != measured.size()) {
+    fmt::print(stderr, "  qemu exit count unavailable: {} traced loops for {} measured kinds\n", segments.size(),
+               measured.size());
+    return;
+  }
+  for (size_t i = 0; i < measured.size(); ++i) {
+    const RowKey key{measured[i]->kind, qemu_path_label(measured[i]->kind), "qemu", measured[i]->mode};
+    const double loop_exits = segments[i] > 0 ? static_cast<double>(segments[i] - 1) : 0.0;
+    if (auto it = rows_.find(key); it != rows_.end()) it->second.user_exits_per_access = loop_exits / n;
+    if (options_.stats) fmt::print(stderr, "  qemu count {} {}: {} exits traced\n", key.kind, key.mode, segments[i]);
+  }
+}
+
+// ---- report --------------------------------------------------------------------------------------------------------
+
+std::optional<double> Bench::median_of(const RowKey& key) const {
+  auto it = rows_.find(key);
+  if (it == rows_.end() || it->second.cycles_per_access.empty()) return std::nullopt;
+  return median(it->second.cycles_per_access);
+}
+
+std::string format_ratio(std::optional<double> ratio) { return ratio ? fmt::format("{:.2f}", *ratio) : "-"; }
+
+struct RowFigures {
+  double cycles_median = 0, cycles_min = 0, cycles_max = 0;
+  std::optional<double> ns_median, ratio_to_qemu, ratio_to_floor;
+};
+
+RowFigures figures(const RowKey& key, const RowData& data, std::optional<uint64_t> tsc_khz,
+                   std::optional<double> qemu_median, std::optional<double> floor_median) {
+  RowFigures f;
+  f.cycles_median = median(data.cycles_per_access);
+  f.cycles_min = *std::min_element(data.cycles_per_access.begin(), data.cycles_per_access.end());
+  f.cycles_max = *std::max_element(data.cycles_per_access.begin(), data.cycles_per_access.end());
+  if (tsc_khz) f.ns_median = f.cycles_median * 1e6 / static_cast<double>(*tsc_khz);
+  if (qemu_median && *qemu_median > 0) f.ratio_to_qemu = f.cycles_median / *qemu_median;
+  if (floor_median && *floor_median > 0 && key.kind != "empty") f.ratio_to_floor = f.cycles_median / *floor_median;
+  return f;
+}
+
+// Rows grouped by mode, then kind (in the guest's order), then iovmm's paths, then QEMU.
+std::vector<RowKey> ordered_rows(const std::vector<RowKey>& first_seen, const std::vector<std::string>& modes) {
+  std::vector<std::string> kinds;
+  for (const auto& key : first_seen) {
+    if (std::find(kinds.begin(), kinds.end(), key.kind) == kinds.end()) kinds.push_back(key.kind);
+  }
+  std::vector<RowKey> ordered;
+  for (const auto& mode : modes) {
+    for (const auto& kind : kinds) {
+      for (const char* vmm : {"iovmm", "qemu"}) {
+        for (const auto& key : first_seen) {
+          if (key.mode == mode && key.kind == kind && key.vmm == vmm) ordered.push_back(key);
+        }
+      }
+    }
+  }
+  return ordered;
+}
+
+void Bench::print_table() const {
+  fmt::print("\n{:<32} {:<18} {:<6} {:<5} {:>30} {:>10} {:>10} {:>7} {:>7}\n", "access", "path", "VMM", "mode",
+             "cycles/access median (min-max)", "ns", "exits/acc", "x QEMU", "x floor");
+  for (const auto& key : ordered_rows(row_order_, modes())) {
+    const RowData& data = rows_.at(key);
+    const RowFigures f = figures(key, data, tsc_khz_, median_of({key.kind, qemu_path_label(key.kind), "qemu", key.mode}),
+                                 median_of({"pic_pio", "in-kernel", key.vmm, key.mode}));
+    fmt::print("{:<32} {:<18} {:<6} {:<5} {:>30} {:>10} {:>10} {:>7} {:>7}\n", key.kind, key.path, key.vmm, key.mode,
+               fmt::format("{:.0f} ({:.0f}-{:.0f})", f.cycles_median, f.cycles_min, f.cycles_max),
+               f.ns_median ? fmt::format("{:.0f}", *f.ns_median) : "n/a",
+               data.user_exits_per_access ? fmt::format("{:.3f}", *data.user_exits_per_access) : "n/a",
+               key.vmm == "qemu" ? "-" : format_ratio(f.ratio_to_qemu), format_ratio(f.ratio_to_floor));
+  }
+  for (const auto& u : unavailable_) {
+    fmt::print("{:<32} {:<18} {:<6} unavailable: {}\n", u.what, u.path, u.vmm, u.message);
+  }
+
+  fmt::print("\nraw KVM_RUN floor (an `out` loop answered by KVM_RUN alone, no bus lookup):\n");
+  for (const auto& floor : raw_floor_) {
+    if (floor.error) {
+      fmt::print("  {}: unavailable: {}\n", floor.mode, *floor.error);
+      continue;
+    }
+    const auto exit_pio = median_of({"testdev_pio_no-eventfd", "exit", "iovmm", floor.mode});
+    fmt::print("  {}: {:.0f} cycles per round trip ({:.0f}-{:.0f}){}\n", floor.mode, floor.median(), floor.min(),
+               floor.max(),
+               exit_pio ? fmt::format("; iovmm exit path, testdev PIO write: {:.0f} cycles = {:.3f}x the floor",
+                                      *exit_pio, *exit_pio / floor.median())
+                        : "");
+    if (options_.stats) {
+      for (double batch : floor.cycles_per_round_trip) {
+        fmt::print("    batch of {}: {:.0f} cycles per round trip\n", floor.round_trips_per_batch, batch);
+      }
+    }
+  }
+  fmt::print("TSC: {}; {} rounds, goal {} cycles (CPL0: goal/8)\n",
+             tsc_khz_ ? fmt::format("{} kHz (KVM_GET_TSC_KHZ)", *tsc_khz_) : "unknown (ns: n/a)", options_.rounds,
+             options_.goal);
+}
+
+nlohmann::json optional_number(std::optional<double> value) {
+  return value ? nlohmann::json(*value) : nlohmann::json(nullptr);
+}
+
+void Bench::write_json() const {
+  nlohmann::json rows = nlohmann::json::array();
+  for (const auto& key : ordered_rows(row_order_, modes())) {
+    const RowData& data = rows_.at(key);
+    const RowFigures f = figures(key, data, tsc_khz_, median_of({key.kind, qemu_path_label(key.kind), "qemu", key.mode}),
+                                 median_of({"pic_pio", "in-kernel", key.vmm, key.mode}));
+    rows.push_back({{"access", key.kind},
+                    {"path", key.path},
+                    {"vmm", key.vmm},
+                    {"mode", key.mode},
+                    {"cycles_median", f.cycles_median},
+                    {"cycles_min", f.cycles_min},
+                    {"cycles_max", f.cycles_max},
+                    {"ns_median", optional_number(f.ns_median)},
+                    {"user_exits_per_access", optional_number(data.user_exits_per_access)},
+                    {"ratio_to_qemu", key.vmm == "qemu" ? nlohmann::json(nullptr) : optional_number(f.ratio_to_qemu)},
+                    {"ratio_to_floor", optional_number(f.ratio_to_floor)},
+                    {"samples", data.cycles_per_access},
+                    {"device_count_last_round", data.last_count ? nlohmann::json(*data.last_count) : nullptr},
+                    {"iterations_last_round", data.last_iterations}});
+  }
+  for (const auto& u : unavailable_) {
+    rows.push_back({{"access", u.what}, {"path", u.path}, {"vmm", u.vmm}, {"unavailable", u.message}});
+  }
+  nlohmann::json floor = nlohmann::json::object();
+  for (const auto& f : raw_floor_) {
+    if (f.error) {
+      floor[f.mode] = {{"unavailable", *f.error}};
+      continue;
+    }
+    const auto exit_pio = median_of({"testdev_pio_no-eventfd", "exit", "iovmm", f.mode});
+    floor[f.mode] = {{"cycles_median", f.median()},
+                     {"cycles_min", f.min()},
+                     {"cycles_max", f.max()},
+                     {"round_trips_per_batch", f.round_trips_per_batch},
+                     {"batches", f.cycles_per_round_trip},
+                     {"exit_path_testdev_pio_ratio", exit_pio ? nlohmann::json(*exit_pio / f.median()) : nullptr}};
+  }
+  const nlohmann::json document = {{"benchmark", "exits"},
+                                   {"rounds", options_.rounds},
+                                   {"goal_cycles", options_.goal},
+                                   {"modes", modes()},
+                                   {"tsc_khz", tsc_khz_ ? nlohmann::json(*tsc_khz_) : nullptr},
+                                   {"guest", guest_},
+                                   {"qemu", options_.no_qemu ? nlohmann::json(nullptr) : nlohmann::json(options_.qemu)},
+                                   {"rows", rows},
+                                   {"raw_floor", floor}};
+  std::ofstream file(options_.json_path);
+  file << document.dump(2) << "\n";
+  if (!file) fmt::print(stderr, "iovmm: cannot write {}\n", options_.json_path);
+}
+
+int Bench::run() {
+  const auto& configurations = iovmm_configurations();
+  configuration_failed_.assign(configurations.size(), std::nullopt);
+  configuration_kinds_.assign(configurations.size(), {});
+  tsc_khz_ = kvm_tsc_khz();
+  fmt::print(stderr, "raw KVM_RUN floor...\n");
+  raw_floor_ = measure_raw_floor(kRawFloorRoundTrips, kRawFloorBatches);
+
+  for (int round = 0; round < options_.rounds; ++round) {
+    fmt::print(stderr, "round {}/{}\n", round + 1, options_.rounds);
+    // Alternate which VMM goes first, so that neither always runs on a machine the other has just warmed.
+    if (round % 2 == 1) run_qemu_round(round);
+    for (size_t index = 0; index < configurations.size(); ++index) run_iovmm_round(index, round);
+    if (round % 2 == 0) run_qemu_round(round);
+  }
+  if (options_.count_exits) {
+    fmt::print(stderr, "counting user-space exits...\n");
+    count_iovmm_exits();
+    count_qemu_exits();
+  }
+  print_table();
+  if (!options_.json_path.empty()) write_json();
+  return 0;
+}
+
+std::string default_guest() {
+  std::error_code error;
+  const auto self = std::filesystem::read_symlink("/proc/self/exe", error);
+  if (error) return "guests/bench-exits.elf";
+  return (self.parent_path() / "guests" / "bench-exits.elf").string();
+}
+
+}  // namespace
+
+CLI::App* add_bench_exits_subcommand(CLI::App& parent, BenchExitsOptions& options) {
+  CLI::App* exits = parent.add_subcommand(
+      "exits", "Cycles per guest access for each access kind and dispatch path, side by side with QEMU");
+  exits->add_option("--rounds", options.rounds, "Rounds (each runs every configuration and QEMU once)")
+      ->check(CLI::Range(1, 1000))
+      ->capture_default_str();
+  exits->add_option("--goal", options.goal, "Cycles each CPL3 loop must last (CPL0: goal/8)")
+      ->check(CLI::Range(uint64_t{1}, uint64_t{1} << 40))
+      ->capture_default_str();
+  exits->add_option("--json", options.json_path, "Write the rows and the raw floor as JSON to FILE");
+  exits->add_option("--qemu", options.qemu, "QEMU binary")->capture_default_str();
+  exits->add_flag("--no-qemu", options.no_qemu, "Do not run QEMU");
+  exits->add_option("--iovmm", options.iovmm, "The iovmm binary to benchmark (default: this one)");
+  exits->add_option("--guest", options.guest, "The bench guest (default: guests/bench-exits.elf next to iovmm)");
+  exits->add_option("--modes", options.modes, "Modes to measure, in order: cpl3, cpl0 or both")
+      ->check(CLI::IsMember({"cpl3", "cpl0", "cpl3,cpl0", "cpl0,cpl3"}))
+      ->capture_default_str();
+  exits->add_flag("--stats", options.stats, "Also print the raw floor's batches and every exit-counting run");
+  exits->add_flag("--no-exit-counts", [&options](int64_t) { options.count_exits = false; },
+                  "Skip the runs that count user-space exits per access");
+  exits->add_option("--count-iterations", options.count_iterations, "Accesses per exit-counting run")
+      ->check(CLI::Range(uint64_t{1}, uint64_t{1} << 24))
+      ->capture_default_str();
+  return exits;
+}
+
+int run_bench_exits(const BenchExitsOptions& options) {
+  std::error_code error;
+  const std::filesystem::path iovmm =
+      options.iovmm.empty() ? std::filesystem::read_symlink("/proc/self/exe", error)
+                            : std::filesystem::path(options.iovmm);
+  if (error) {
+    fmt::print(stderr, "iovmm: bench exits: cannot find the iovmm binary: {}\n", error.message());
+    return kUsageStatus;
+  }
+  const std::string guest = options.guest.empty() ? default_guest() : options.guest;
+  if (!std::filesystem::is_regular_file(guest)) {
+    fmt::print(stderr, "iovmm: bench exits: guest {} not found (build target guest-bench-exits, or pass --guest)\n",
+               guest);
+    return kUsageStatus;
+  }
+  if (::access("/dev/kvm", R_OK | W_OK) != 0) {
+    fmt::print(stderr, "iovmm: bench exits: /dev/kvm is not usable\n");
+    return kUsageStatus;
+  }
+  Bench bench(options, iovmm.string(), std::filesystem::absolute(guest).string());
+  return bench.run();
+}
+
+}  // namespace iovmm::cli
