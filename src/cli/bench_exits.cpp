@@ -399,9 +399,12 @@ std::optional<uint64_t> Bench::iovmm_user_exits(const IovmmConfiguration& config
   } catch (const std::exception&) {
   }
   std::filesystem::remove(stats_path);
-  if (options_.stats) {
-    fmt::print(stderr, "  count run: {} --append \"{}\": {} user exits\n", configuration.path, append,
-               exits ? std::to_string(*exits) : "failed");
+  if (!exits) {
+    // The row keeps its timings and shows n/a for exits; say why, since a crash at shutdown is a bug to chase.
+    fmt::print(stderr, "  count run failed: {} --append \"{}\": exit status {}: {}\n", configuration.path, append,
+               result.status, last_line(result.err));
+  } else if (options_.stats) {
+    fmt::print(stderr, "  count run: {} --append \"{}\": {} user exits\n", configuration.path, append, *exits);
   }
   return exits;
 }

@@ -4,8 +4,10 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 
 #include "io/bus.h"
+#include "kvm/system.h"
 
 namespace iovmm::dispatch {
 
@@ -23,6 +25,10 @@ struct HypercallRegisters {
   uint64_t rbx;  // address or port
   uint64_t rcx;  // flags in, status out
 };
+
+// Whether KVM can deliver a guest's `vmcall` to user space here, and if not, why: it needs KVM_CAP_EXIT_HYPERCALL
+// to allow a hypercall number of ours (upstream allows only KVM_HC_MAP_GPA_RANGE) or Xen HVM hypercall interception.
+[[nodiscard]] std::string probe_vmcall_carrier(const kvm::System& system);
 
 // Performs the access on the bus it names, counted under the `hypercall` path; updates rax (reads) and rcx.
 void execute_hypercall(HypercallRegisters& regs, io::Bus& pio, io::Bus& mmio);

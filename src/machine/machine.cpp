@@ -15,6 +15,7 @@
 #include "common/process_clock.h"
 #include "machine/cpu_setup.h"
 #include "machine/exit_status.h"
+#include "dispatch/hypercall.h"
 #include "machine/stats_report.h"
 
 namespace iovmm {
@@ -175,7 +176,8 @@ int Machine::run() {
 
 void Machine::write_stats() {
   if (!config_.print_stats && config_.stats_json.empty()) return;
-  StatsInput input{config_, startup_ms_, stop_.status(), stop_.reason(), pio_, mmio_, runners_, *vm_};
+  StatsInput input{config_, startup_ms_, stop_.status(), stop_.reason(), pio_, mmio_, runners_, *vm_,
+                   dispatch::probe_vmcall_carrier(system_)};
   nlohmann::json stats = collect_stats(input);
   if (config_.print_stats) print_stats(stats);
   if (!config_.stats_json.empty()) write_stats_json(stats, config_.stats_json);

@@ -97,6 +97,66 @@ void Platform::bind(const io::Device& device, const std::vector<unsigned>& regio
   }
 }
 
+namespace {
+// Options of the ioregionfd transport, not of the device: the device process is not told them.
+constexpr std::string_view kIoregionfdKeys[] = {"server", "posted", "spin", "timeout"};
+
+bool is_dispatch_key(std::string_view key) {
+  if (key == "dispatch" || key.rfind("dispatch.", 0) == 0) return true;
+  for (auto k : kIoregionfdKeys) {
+    if (key == k) return true;
+  }
+  return false;
+}
+
+bool parse_on_off(const devices::DeviceSpec& spec, std::string_view key, const std::string& value) {
+  if (value == "on" || value == "true" || value == "1") return true;
+  if (value == "off" || value == "false" || value == "0") return false;
+  throw UsageError(fmt::format("--device {}: {}={}: expected on or off", spec.text(), key, value));
+}
+
+unsigned parse_number(const devices::DeviceSpec& spec, std::string_view key, const std::string& value) {
+  try {
+    size_t used = 0;
+    unsigned long n = std::stoul(value, &used);
+    if (used == value.size() && n <= 60'000'000) return static_cast<unsigned>(n);
+  } catch (const std::exception&) {
+  }
+  throw UsageError(fmt::format("--device {}: {}={}: expected a number", spec.text(), key, value));
+}
+}  // namespace
+
+std::shared_ptr<io::Device> Platform::start_ioregionfd(const devices::DeviceSpec& spec,
+                                                       std::shared_ptr<io::Device> device) {
+  namespace ioregionfd = dispatch::ioregionfd;
+  ioregionfd::Options options;
+  std::string server = spec.take("server").value_or("thread");
+  if (auto posted = spec.take("posted")) options.posted = parse_on_off(spec, "posted", *posted);
+  if (auto spin = spec.take("spin")) options.spin_us = parse_number(spec, "spin", *spin);
+  if (auto timeout = spec.take("timeout")) {
+    options.timeout = std::chrono::milliseconds(parse_number(spec, "timeout", *timeout));
+  }
+  StopController& stop = context_.stop;
+  options.on_failure = [&stop](const std::string& line) { stop.request(kExitFatal, line); };
+
+  std::unique_ptr<ioregionfd::Channel> channel;
+  if (server == "thread") {
+    channel = ioregionfd::start_thread_server(std::move(device), std::move(options));
+  } else if (server == "process") {
+    // The device process builds its own instance from the device's own options.
+    std::string device_text = spec.type();
+    for (const auto& [key, value] : spec.options()) {
+      if (!is_dispatch_key(key)) device_text += fmt::format(",{}={}", key, value);
+    }
+    channel = ioregionfd::start_process_server(device_text, context_.memory, std::move(options));
+  } else {
+    throw UsageError(fmt::format("--device {}: server={}: expected thread or process", spec.text(), server));
+  }
+  auto proxy = channel->proxy();
+  ioregionfd_channels_.push_back(std::move(channel));
+  return proxy;
+}
+
 void Platform::create_user_device(const std::string& text) {
   auto spec = devices::DeviceSpec::parse(text);
   dispatch::DispatchChoice choice;
@@ -106,11 +166,25 @@ void Platform::create_user_device(const std::string& text) {
       choice.add(spec.type(), key, value);
     }
   }
+  if (!choice.whole_device_ioregionfd()) {
+    for (auto key : kIoregionfdKeys) {
+      if (spec.take(key)) {
+        throw UsageError(fmt::format("--device {}: {}= applies only with dispatch=ioregionfd", text, key));
+      }
+    }
+  }
   devices::HostFeatures host;
   host.ioeventfd_any_length = context_.vm.system().check_extension(KVM_CAP_IOEVENTFD_ANY_LENGTH) > 0;
-  devices::BuiltDevice built = devices::make_device(spec, host);
+  // The transport's options are not the device's: the device sees a spec without them.
+  auto device_spec = devices::DeviceSpec::parse(text);
+  for (const auto& [key, value] : spec.options()) {
+    if (is_dispatch_key(key)) (void)device_spec.take(key);
+  }
+  devices::BuiltDevice built = devices::make_device(device_spec, host);
   std::shared_ptr<io::Device> device = built.device;
   auto bindings = dispatch::bind_registers(spec.type(), device->register_blocks(), choice);
+  std::shared_ptr<io::Device> carrier;
+  if (choice.whole_device_ioregionfd()) carrier = start_ioregionfd(spec, device);
 
   std::vector<unsigned> regions;
   if (auto pci = std::dynamic_pointer_cast<devices::PciDevice>(device)) {
@@ -126,12 +200,18 @@ void Platform::create_user_device(const std::string& text) {
     map(place.space == io::Space::pio ? context_.pio : context_.mmio, place.base, place.size, device);
     regions.push_back(0);
   }
-  if (auto* testdev = dynamic_cast<devices::PciTestdev*>(device.get())) testdev->set_doorbell_host(&context_.doorbells);
+  // A device carried by ioregionfd gets every access through its server, doorbells included: the same whether the
+  // server is a thread or a process (which has no KVM to ask for an ioeventfd).
+  auto* testdev = dynamic_cast<devices::PciTestdev*>(device.get());
+  if (testdev && !carrier) testdev->set_doorbell_host(&context_.doorbells);
 
   for (unsigned region : regions) {
     io::WindowBinding binding;
     if (auto it = bindings.find(region); it != bindings.end()) binding = it->second;
-    if (choice.whole_device_ioregionfd()) binding.whole = io::Path::ioregionfd;
+    if (carrier) {
+      binding.whole = io::Path::ioregionfd;
+      binding.carrier = carrier;
+    }
     bind(*device, {region}, std::move(binding));
   }
   user_devices_.push_back(device);

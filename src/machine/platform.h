@@ -17,7 +17,9 @@
 #include "devices/pci/pci_bar_mapper.h"
 #include "devices/pci/pci_host_bridge.h"
 #include "devices/pci/pci_root.h"
+#include "devices/device_spec.h"
 #include "devices/uart16550.h"
+#include "dispatch/ioregionfd/channel.h"
 #include "io/bus.h"
 #include "io/doorbell.h"
 #include "kvm/vm.h"
@@ -54,6 +56,8 @@ class Platform {
   void create_pci();
   void create_user_device(const std::string& text);
   void bind(const io::Device& device, const std::vector<unsigned>& regions, io::WindowBinding binding);
+  // Starts the device server that carries a dispatch=ioregionfd device; returns the proxy for its windows.
+  std::shared_ptr<io::Device> start_ioregionfd(const devices::DeviceSpec& spec, std::shared_ptr<io::Device> device);
   void fill_fw_cfg();
   void write_acpi();
   void read_console_input(EventLoop& loop);
@@ -67,6 +71,7 @@ class Platform {
   std::shared_ptr<devices::PciBarMapper> bar_mapper_;
   std::vector<std::shared_ptr<devices::PciDevice>> pci_devices_;
   std::vector<std::shared_ptr<io::Device>> user_devices_;
+  std::vector<std::unique_ptr<dispatch::ioregionfd::Channel>> ioregionfd_channels_;
   unsigned next_pci_slot_ = 2;  // QEMU -M pc: 0 host bridge, 1 PIIX; -device functions start at 2
   uint64_t rsdp_address_ = 0;
   bool console_attached_ = false;

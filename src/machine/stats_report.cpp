@@ -6,6 +6,7 @@
 #include <fstream>
 
 #include "common/log.h"
+#include "dispatch/hypercall.h"
 #include "kvm/stats.h"
 
 namespace iovmm {
@@ -75,6 +76,8 @@ nlohmann::json collect_stats(const StatsInput& input) {
   stats["cpus"] = input.config.cpus;
   stats["memory_bytes"] = input.config.memory_bytes;
   stats["memory_footprint"] = memory_footprint();
+  stats["hypercall"] = {{"port_carrier", fmt::format("available at port {:#06x}", dispatch::kHypercallPort)},
+                        {"vmcall_carrier", input.vmcall_carrier}};
 
   nlohmann::json total_exits = nlohmann::json::object();
   nlohmann::json vcpus = nlohmann::json::array();
@@ -133,6 +136,9 @@ void print_stats(const nlohmann::json& stats) {
   out += fmt::format("unmapped accesses: pio {} reads, {} writes; mmio {} reads, {} writes\n",
                      unmapped["pio"]["reads"].get<uint64_t>(), unmapped["pio"]["writes"].get<uint64_t>(),
                      unmapped["mmio"]["reads"].get<uint64_t>(), unmapped["mmio"]["writes"].get<uint64_t>());
+  out += fmt::format("hypercall: port carrier {}; vmcall carrier {}\n",
+                     stats["hypercall"]["port_carrier"].get<std::string>(),
+                     stats["hypercall"]["vmcall_carrier"].get<std::string>());
   out += "KVM statistics (non-zero):\n";
   for (const auto& vcpu : stats["vcpus"]) {
     out += fmt::format("  vcpu{}:", vcpu["id"].get<uint32_t>());

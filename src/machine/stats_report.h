@@ -23,6 +23,7 @@ struct StatsInput {
   const io::Bus& mmio;
   const std::vector<std::unique_ptr<VcpuRunner>>& runners;
   const kvm::Vm& vm;
+  std::string vmcall_carrier;
 };
 
 [[nodiscard]] nlohmann::json collect_stats(const StatsInput& input);

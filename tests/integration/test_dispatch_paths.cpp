@@ -2,7 +2,13 @@
 // that with what the device counted and with the path iovmm's statistics say each access took. No timings.
 #include <gtest/gtest.h>
 
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <filesystem>
 #include <fstream>
+#include <thread>
 #include <map>
 #include <nlohmann/json.hpp>
 
@@ -129,6 +135,84 @@ TEST(DispatchPaths, IllegalChoicesAreRefusedBeforeTheGuestRuns) {
   EXPECT_NE(refused("pci-testdev,dispatch=teleport").find("unknown path"), std::string::npos);
   EXPECT_NE(refused("pci-testdev,dispatch.nonesuch=exit").find("no such register"), std::string::npos);
   EXPECT_NE(refused("pci-testdev,colour=blue").find("unknown option 'colour'"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace iovmm::test
+
+namespace iovmm::test {
+namespace {
+
+class IoregionfdPath : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(IoregionfdPath, DeviceServerSeesEveryAccess) {
+  IOVMM_REQUIRE_KVM();
+  auto run = run_dispatch_check("testdev", {"pci-testdev,dispatch=ioregionfd," + GetParam()});
+  ASSERT_EQ(run.result.status, kSuccess) << run.result.out << run.result.err;
+  EXPECT_NE(run.result.out.find("dispatch: testdev mmio count=1000 pio count=1000"), std::string::npos)
+      << run.result.out;
+  auto paths = run.by_path("pci-testdev");
+  EXPECT_EQ(paths.count("write", "ioregionfd"), 2002u);
+  EXPECT_EQ(paths.count("read", "ioregionfd"), 106u);
+  EXPECT_EQ(paths.count("write", "exit") + paths.count("read", "exit"), 0u);
+}
+
+INSTANTIATE_TEST_SUITE_P(Servers, IoregionfdPath,
+                         ::testing::Values("server=thread", "server=process", "server=thread,posted=on",
+                                           "server=process,posted=on"));
+
+// The pid of a process whose parent is `parent` and whose command line contains `needle`, or 0.
+pid_t find_child(pid_t parent, const std::string& needle) {
+  for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
+    std::string name = entry.path().filename();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::ifstream stat(entry.path() / "stat");
+    std::string pid, comm, state;
+    pid_t ppid = 0;
+    stat >> pid >> comm >> state >> ppid;
+    std::ifstream cmdline_file(entry.path() / "cmdline");
+    std::string cmdline((std::istreambuf_iterator<char>(cmdline_file)), {});
+    if (ppid == parent && cmdline.find(needle) != std::string::npos) return std::stoi(name);
+  }
+  return 0;
+}
+
+TEST(IoregionfdFailure, KilledDeviceProcessStopsTheVmWithOneLine) {
+  IOVMM_REQUIRE_KVM();
+  // A long measurement, so the device process is killed while the guest is using it.
+  std::vector<std::string> args = {"run", "--kernel", guest_path("bench-exits.elf"), "--append",
+                                   "goal=100000000000 modes=cpl3 kinds=testdev_mmio_no-eventfd", "--device",
+                                   "pci-testdev,dispatch=ioregionfd,server=process"};
+  std::atomic<bool> killed{false};
+  std::thread killer([&] {
+    for (int i = 0; i < 300 && !killed; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      pid_t vmm = find_child(getpid(), "bench-exits.elf");
+      pid_t device = vmm ? find_child(vmm, "iovmm-device") : 0;
+      if (device && i >= 10) {
+        kill(device, SIGKILL);
+        killed = true;
+      }
+    }
+  });
+  RunResult result = run_program(IOVMM_BINARY, args, 60);
+  killer.join();
+  ASSERT_TRUE(killed) << "never found the iovmm-device process";
+  EXPECT_FALSE(result.timed_out);
+  EXPECT_EQ(result.status, 4) << result.err;
+  EXPECT_NE(result.err.find("ioregionfd: "), std::string::npos) << result.err;
+  EXPECT_NE(result.err.find("killed by signal 9"), std::string::npos) << result.err;
+  EXPECT_EQ(lines_starting_with(result.err, "iovmm: error:").size(), 1u) << result.err;
+}
+
+TEST(IoregionfdFailure, TransportOptionsNeedIoregionfd) {
+  auto result = run_vmm({"run", "--kernel", guest_path("dispatch-check.elf"), "--device", "pci-testdev,posted=on"});
+  EXPECT_EQ(result.status, 2);
+  EXPECT_EQ(result.err, "iovmm: --device pci-testdev,posted=on: posted= applies only with dispatch=ioregionfd\n");
+  result = run_vmm({"run", "--kernel", guest_path("dispatch-check.elf"), "--device",
+                    "pci-testdev,dispatch=ioregionfd,server=mars"});
+  EXPECT_EQ(result.status, 2);
+  EXPECT_NE(result.err.find("expected thread or process"), std::string::npos);
 }
 
 }  // namespace
