@@ -40,14 +40,15 @@ const std::vector<IovmmConfiguration>& iovmm_configurations() {
   static const std::vector<IovmmConfiguration> table = {
       // KVM answers these itself (no device is needed): the in-kernel floor and the loop's own cost.
       {"in-kernel", {}, "empty,cpuid,pic_pio,lapic_mmio"},
-      // Nothing is mapped at 0xA0000 without a VGA window: every write leaves as an exit and is dropped.
-      {"exit", {}, "vga_write"},
+      // The same VGA window, by exit and coalesced: the pair the field's coalesced-MMIO argument rests on.
+      {"exit", {"vga-window"}, "vga_write"},
       {"exit", {"pci-testdev"}, "testdev_*"},
       {"coalesced", {"pci-testdev,dispatch=coalesced"}, "testdev_*"},
-      {"coalesced", {"vga-window"}, "vga_write"},
+      {"coalesced", {"vga-window,dispatch=coalesced"}, "vga_write"},
       {"ioregionfd-thread", {"pci-testdev,dispatch=ioregionfd,server=thread"}, "testdev_*"},
       {"ioregionfd-process", {"pci-testdev,dispatch=ioregionfd,server=process"}, "testdev_*"},
       {"ioregionfd-posted", {"pci-testdev,dispatch=ioregionfd,server=thread,posted=on"}, "testdev_*"},
+      {"ioregionfd-process-posted", {"pci-testdev,dispatch=ioregionfd,server=process,posted=on"}, "testdev_*"},
       {"fastpath", {"pci-testdev,dispatch.count=fastpath"}, "testdev_mmio_count_read"},
       {"hypercall", {"pci-testdev"}, "hypercall_testdev_mmio"},
   };

@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <string_view>
 
+#include "cli/bench_exits.h"
 #include "cli/size.h"
 #include "common/error.h"
 #include "common/log.h"
@@ -46,6 +47,11 @@ int main(int argc, char** argv) {
                 "Do not feed standard input to the serial port");
   run->add_flag("--verbose,-v", verbose, "Log informational messages");
 
+  CLI::App* bench = app.add_subcommand("bench", "Run a benchmark and print its table");
+  bench->require_subcommand(1);
+  cli::BenchExitsOptions bench_exits_options;
+  CLI::App* bench_exits = cli::add_bench_exits_subcommand(*bench, bench_exits_options);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -53,11 +59,13 @@ int main(int argc, char** argv) {
   } catch (const CLI::CallForAllHelp& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
-    if (argc > 1 && argv[1][0] != '-' && std::string_view(argv[1]) != "run") {
+    std::string_view command = argc > 1 ? argv[1] : "";
+    if (!command.empty() && command[0] != '-' && command != "run" && command != "bench") {
       return usage_error(fmt::format("unknown command '{}' (see 'iovmm --help')", argv[1]));
     }
     return usage_error(fmt::format("{} (see 'iovmm {}--help')", e.what(), run->parsed() ? "run " : ""));
   }
+  if (bench_exits->parsed()) return cli::run_bench_exits(bench_exits_options);
   if (verbose) log::set_level(log::Level::info);
 
   auto memory_bytes = cli::parse_size(memory);

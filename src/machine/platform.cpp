@@ -57,6 +57,11 @@ Platform::Platform(PlatformContext context) : context_(context) {
 }
 
 Platform::~Platform() {
+  // The buses keep devices alive after the platform (and the dispatcher) are gone: detach them from the doorbell
+  // host now, while it still exists.
+  for (const auto& device : user_devices_) {
+    if (auto* testdev = dynamic_cast<devices::PciTestdev*>(device.get())) testdev->set_doorbell_host(nullptr);
+  }
   if (saved_termios_) tcsetattr(STDIN_FILENO, TCSANOW, &*saved_termios_);
 }
 

@@ -266,6 +266,59 @@ void memory_seeds(const fs::path& dir) {
   write(dir, "mixed.bin", b);
 }
 
+
+// ---- register_dispatch: a header (flags, testdev path, vga path, override counts, overrides), then 16-byte records
+// (op, target, width, extra, offset, value); the layout is fuzz_register_dispatch.cpp's (Flags, Record, Kind) ----
+
+void register_dispatch_seeds(const fs::path& dir) {
+  enum : uint8_t { kRead, kWrite, kSelect, kPortWrite, kCountRead, kDeliver, kInject, kConfig, kConfigRead, kDrain,
+                   kHostToggle, kBarMove };
+  constexpr uint8_t kGuest = 0x00, kHypercall = 0x10, kReplay = 0x20;  // via, in bits 4..5 of op
+  enum : uint8_t { kTdMmio, kTdPio, kVga, kPciPorts };
+  struct Input {
+    Bytes bytes;
+    Input& rec(uint8_t op, uint8_t target, uint8_t width, uint8_t extra, int32_t offset, uint64_t value) {
+      put(bytes, bytes.size(), op);
+      put(bytes, bytes.size(), target);
+      put(bytes, bytes.size(), width);
+      put(bytes, bytes.size(), extra);
+      put(bytes, bytes.size(), offset);
+      put(bytes, bytes.size(), value);
+      return *this;
+    }
+  };
+  // Path indices: 1 exit, 2 coalesced, 3 ioeventfd, 4 ioregionfd, 5 hypercall, 6 fastpath.
+  // BAR mode, a doorbell host, an 8-entry ring; testdev dispatch=coalesced,dispatch.count=fastpath; vga coalesced.
+  Input bars{{0x82, 2, 2, 0x01, 4, 6}};
+  bars.rec(kSelect, kTdMmio, 0, 0, 0, 2)
+      .rec(kPortWrite | kGuest, 0, 0, 0, 0, 0).rec(kPortWrite | kGuest, 0, 0, 0, 0, 0)
+      .rec(kPortWrite | kHypercall, 0, 0, 0, 0, 0).rec(kPortWrite | kReplay, 0, 0, 0, 0, 0)
+      .rec(kInject, 0, 0, 0, 0, 4).rec(kCountRead | kGuest, kTdMmio, 0, 0, 0, 0).rec(kDeliver, 0, 0, 0, 0, 0)
+      .rec(kCountRead | kHypercall, kTdPio, 0, 0, 0, 0).rec(kSelect, kTdPio, 0, 0, 0, 0)
+      .rec(kPortWrite | kGuest, 0, 0, 0, 0, 0).rec(kCountRead | kReplay, kTdPio, 0, 0, 0, 0)
+      .rec(kWrite | kGuest, kVga, 3, 0, 0x100, 0x1122334455667788).rec(kRead | kGuest, kVga, 2, 0, 0x102, 0)
+      .rec(kBarMove, kTdMmio, 0, 0, 0, 0xA0000).rec(kCountRead, kTdMmio, 0, 0, 0, 0)
+      .rec(kBarMove, kTdMmio, 0, 0, 0, 0xFEBFF000).rec(kConfig, 0, 1, 0, 4, 1).rec(kConfig, 0, 1, 0, 4, 3)
+      .rec(kHostToggle, 0, 0, 0, 0, 0).rec(kRead | kGuest, kTdMmio, 2, 0, 0x10, 0)
+      .rec(kRead | kHypercall, kPciPorts, 2, 0x8a, 0, 0).rec(kConfigRead, 0, 2, 0, 0x10, 0);
+  write(dir, "bars.bin", bars.bytes);
+
+  // Direct windows, host, any-length wildcard, dispatch=ioregionfd with a carrier; a 2-entry ring.
+  Input direct{{0x4f, 4, 2, 0x00}};
+  direct.rec(kSelect, kTdMmio, 0, 0, 0, 1).rec(kPortWrite, 0, 2, 0x04, 0, 0).rec(kPortWrite, 0, 0, 0x01, 0, 0x77)
+      .rec(kInject, 0, 0, 0x01, 0, 0x1000).rec(kCountRead | kReplay, kTdMmio, 0, 0, 0, 0)
+      .rec(kCountRead, kTdMmio, 0, 0, 0, 0).rec(kBarMove, kTdMmio, 0, 0, 0, 0xB0000)
+      .rec(kBarMove, kTdMmio, 0, 0, 0, 0).rec(kBarMove, kTdPio, 0, 0, 0, 0xD000)
+      .rec(kWrite, kVga, 0, 0, 0, 0xaa).rec(kWrite, kVga, 0, 0, 1, 0xbb).rec(kWrite, kVga, 0, 0, 2, 0xcc)
+      .rec(kRead | kReplay, kVga, 2, 0, 0, 0).rec(kDrain, 0, 0, 0, 0, 0).rec(kRead, kVga, 2, 0, 0, 0);
+  write(dir, "direct.bin", direct.bytes);
+
+  // Refused choices (ioeventfd: no doorbell register; dispatch.vram=fastpath), then odd accesses.
+  Input refused{{0x02, 3, 1, 0x04, 0, 6}};
+  refused.rec(kRead | 0x40, 4, 0x80 | (3 << 3), 0, 0xCF8, 0).rec(kWrite | kHypercall, kTdPio, 0, 0xbf, 0, 0)
+      .rec(kRead | kHypercall, 5, 3, 0x89, 0x10000, 0).rec(kWrite | kReplay, kVga, 0x80 | (15 << 3), 0, 0, 0);
+  write(dir, "refused.bin", refused.bytes);
+}
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -277,5 +330,6 @@ int main(int argc, char** argv) {
   kernel_seeds(dir / "kernel_loader");
   platform_seeds(dir / "platform_registers");
   memory_seeds(dir / "guest_memory");
+  register_dispatch_seeds(dir / "register_dispatch");
   return 0;
 }

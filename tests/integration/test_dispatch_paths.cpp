@@ -217,3 +217,20 @@ TEST(IoregionfdFailure, TransportOptionsNeedIoregionfd) {
 
 }  // namespace
 }  // namespace iovmm::test
+
+namespace iovmm::test {
+namespace {
+
+// A guest that ends while an eventfd test is selected leaves a doorbell registered at shutdown: the device must be
+// detached from the doorbell host before the host goes (this crashed once).
+TEST(DispatchShutdown, EndsCleanlyWithADoorbellStillRegistered) {
+  IOVMM_REQUIRE_KVM();
+  auto result = run_vmm({"run", "--kernel", guest_path("bench-exits.elf"), "--device", "pci-testdev", "--append",
+                         "kinds=testdev_mmio_wildcard-eventfd,testdev_pio_datamatch-eventfd modes=cpl3 "
+                         "iterations=1000 quiet"});
+  EXPECT_EQ(result.status, 1) << result.out << result.err;
+  EXPECT_TRUE(result.err.empty()) << result.err;
+}
+
+}  // namespace
+}  // namespace iovmm::test
