@@ -207,7 +207,10 @@ void PciTestdev::add_selected_doorbell() {
   if (!test.has_doorbell) return;
   std::optional<uint64_t> datamatch;
   if (test.match_data) datamatch = test.data;
-  doorbell_handle_ = doorbell_host_->add_doorbell(*this, test.bar, test.port_offset, test.doorbell_size, datamatch);
+  // On demand: the hits are only ever observed through `count`, which takes them (like QEMU, where nobody reads
+  // this eventfd, no thread wakes per write).
+  doorbell_handle_ = doorbell_host_->add_doorbell(*this, test.bar, test.port_offset, test.doorbell_size, datamatch,
+                                                  io::DoorbellDelivery::on_demand);
 }
 
 void PciTestdev::remove_selected_doorbell() {

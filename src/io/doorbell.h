@@ -11,6 +11,11 @@
 
 namespace iovmm::io {
 
+// When the writes reach the device: as soon as KVM signals (a doorbell that starts work, such as a virtqueue
+// notify), or only when the device asks for them with take_pending() (a counter read later, such as pci-testdev's
+// hits: no thread wakes up per write, as in QEMU, where nobody reads that eventfd).
+enum class DoorbellDelivery : uint8_t { on_signal, on_demand };
+
 class DoorbellHost {
  public:
   virtual ~DoorbellHost() = default;
@@ -19,7 +24,8 @@ class DoorbellHost {
   // exiting to user space and are delivered later through device.doorbell(). Follows the window if it moves.
   // Called with the device's mutex held. Returns a handle for the calls below.
   virtual int add_doorbell(Device& device, unsigned region, uint64_t offset, unsigned size,
-                           std::optional<uint64_t> datamatch) = 0;
+                           std::optional<uint64_t> datamatch,
+                           DoorbellDelivery delivery = DoorbellDelivery::on_signal) = 0;
   // Stops the doorbell; signals not yet delivered are dropped. Called with the device's mutex held.
   virtual void remove_doorbell(int handle) = 0;
   // How many writes were signalled and not yet delivered, taking them (they will not reach doorbell()). Called with

@@ -90,7 +90,8 @@ void Dispatcher::deliver(Doorbell& doorbell) {
 }
 
 int Dispatcher::add_locked(std::shared_ptr<io::Device> device, unsigned region, uint64_t offset, unsigned size,
-                           std::optional<uint64_t> datamatch, uint64_t wildcard_value, bool from_binding) {
+                           std::optional<uint64_t> datamatch, uint64_t wildcard_value, bool from_binding,
+                           io::DoorbellDelivery delivery) {
   auto doorbell = std::make_shared<Doorbell>();
   doorbell->device = std::move(device);
   doorbell->region = region;
@@ -107,22 +108,24 @@ int Dispatcher::add_locked(std::shared_ptr<io::Device> device, unsigned region, 
       arm(*doorbell, bus->space(), window->base);
     }
   }
-  std::weak_ptr<Doorbell> weak = doorbell;
-  loop_.add(doorbell->eventfd.get(), EPOLLIN, [this, weak](uint32_t) {
-    if (auto strong = weak.lock()) deliver(*strong);
-  });
+  if (delivery == io::DoorbellDelivery::on_signal) {
+    std::weak_ptr<Doorbell> weak = doorbell;
+    loop_.add(doorbell->eventfd.get(), EPOLLIN, [this, weak](uint32_t) {
+      if (auto strong = weak.lock()) deliver(*strong);
+    });
+  }
   int handle = next_handle_++;
   doorbells_[handle] = std::move(doorbell);
   return handle;
 }
 
 int Dispatcher::add_doorbell(io::Device& device, unsigned region, uint64_t offset, unsigned size,
-                             std::optional<uint64_t> datamatch) {
+                             std::optional<uint64_t> datamatch, io::DoorbellDelivery delivery) {
   std::optional<io::Window> window = pio_.find_window(device, region);
   if (!window) window = mmio_.find_window(device, region);
   if (!window) throw Error(fmt::format("{}: doorbell requested for region {}, which is not mapped", device.name(), region));
   std::lock_guard lock(mutex_);
-  return add_locked(window->device, region, offset, size, datamatch, 0, false);
+  return add_locked(window->device, region, offset, size, datamatch, 0, false, delivery);
 }
 
 void Dispatcher::remove_doorbell(int handle) {
@@ -197,7 +200,7 @@ void Dispatcher::on_window_change(io::Bus& bus, const io::Window* removed, const
         }
         if (!exists) {
           add_locked(added->device, added->region, bound.reg.offset, bound.reg.width, std::nullopt, bound.reg.reset,
-                     true);
+                     true, io::DoorbellDelivery::on_signal);
         }
       }
     }

@@ -23,7 +23,7 @@ class Dispatcher final : public io::DoorbellHost {
   ~Dispatcher() override;
 
   int add_doorbell(io::Device& device, unsigned region, uint64_t offset, unsigned size,
-                   std::optional<uint64_t> datamatch) override;
+                   std::optional<uint64_t> datamatch, io::DoorbellDelivery delivery) override;
   void remove_doorbell(int handle) override;
   [[nodiscard]] uint64_t take_pending(int handle) override;
 
@@ -40,7 +40,8 @@ class Dispatcher final : public io::DoorbellHost {
   void deliver(Doorbell& doorbell);
   uint64_t take_signals(Doorbell& doorbell);
   int add_locked(std::shared_ptr<io::Device> device, unsigned region, uint64_t offset, unsigned size,
-                 std::optional<uint64_t> datamatch, uint64_t wildcard_value, bool from_binding);
+                 std::optional<uint64_t> datamatch, uint64_t wildcard_value, bool from_binding,
+                 io::DoorbellDelivery delivery);
 
   kvm::Vm& vm_;
   io::Bus& pio_;

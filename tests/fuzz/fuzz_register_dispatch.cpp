@@ -336,7 +336,8 @@ class FakeDoorbellHost final : public io::DoorbellHost {
   };
 
   int add_doorbell(io::Device& device, unsigned region, uint64_t offset, unsigned size,
-                   std::optional<uint64_t> datamatch) override {
+                   std::optional<uint64_t> datamatch, io::DoorbellDelivery delivery) override {
+    if (delivery != io::DoorbellDelivery::on_demand) fail("pci-testdev asked for on-signal delivery%s", "");
     if (active_count() != 0) fail("add_doorbell while the device still holds doorbell handle %d", *active_handle());
     bells.push_back(Bell{&device, region, offset, size, datamatch});
     trace("  host: add #%zu region %u offset %#llx size %u%s", bells.size() - 1, region,

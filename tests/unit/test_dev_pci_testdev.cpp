@@ -70,7 +70,8 @@ class FakeDoorbellHost : public io::DoorbellHost {
   };
 
   int add_doorbell(io::Device& device, unsigned region, uint64_t offset, unsigned size,
-                   std::optional<uint64_t> datamatch) override {
+                   std::optional<uint64_t> datamatch, io::DoorbellDelivery delivery) override {
+    EXPECT_EQ(delivery, io::DoorbellDelivery::on_demand);  // nothing wakes per write: the count is taken when read
     doorbells.push_back(Doorbell{&device, region, offset, size, datamatch});
     return static_cast<int>(doorbells.size() - 1);
   }
