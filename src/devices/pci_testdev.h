@@ -142,7 +142,7 @@ class PciTestdev final : public PciDevice {
   };
 
   static constexpr int kNoTest = -1;
-  static constexpr int kNoHandle = -1;
+  static constexpr int kNoHandle = io::DoorbellHost::kNoDoorbell;
 
   [[nodiscard]] static std::array<Test, kTestCount> build_tests(const Options& options);
   // The byte the guest reads at `offset` of either BAR, from the selection snapshot `test` (kNoTest: none).

@@ -172,8 +172,9 @@ AccessResult Bus::read(uint64_t addr, unsigned size, uint64_t& value, Path via) 
     value = window.binding->carrier->read(window.region, offset, size) & size_mask(size);
   } else if (bound && bound->path == Path::fastpath && via == Path::exit) {
     // Constants come from the table itself; lockless registers from the device, which keeps them safe to read.
+    uint64_t byte = offset - bound->reg.offset;  // a constant holds at most 8 bytes of value; beyond them, zeros
     value = bound->reg.effect == Effect::constant
-                ? (bound->reg.reset >> (8 * (offset - bound->reg.offset))) & size_mask(size)
+                ? (byte < 8 ? (bound->reg.reset >> (8 * byte)) & size_mask(size) : 0)
                 : window.device->read_lockless(window.region, offset, size) & size_mask(size);
     path = Path::fastpath;
   } else {

@@ -18,11 +18,14 @@ enum class DoorbellDelivery : uint8_t { on_signal, on_demand };
 
 class DoorbellHost {
  public:
+  static constexpr int kNoDoorbell = -1;
+
   virtual ~DoorbellHost() = default;
 
   // Writes of `size` bytes at (region, offset) of `device` — only those writing `datamatch`, when given — stop
   // exiting to user space and are delivered later through device.doorbell(). Follows the window if it moves.
-  // Called with the device's mutex held. Returns a handle for the calls below.
+  // Called with the device's mutex held. Returns a handle for the calls below, or kNoDoorbell when none could be
+  // made (the window is not mapped at that moment, KVM refused): the writes then keep arriving through write().
   virtual int add_doorbell(Device& device, unsigned region, uint64_t offset, unsigned size,
                            std::optional<uint64_t> datamatch,
                            DoorbellDelivery delivery = DoorbellDelivery::on_signal) = 0;

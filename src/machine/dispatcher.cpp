@@ -121,11 +121,23 @@ int Dispatcher::add_locked(std::shared_ptr<io::Device> device, unsigned region, 
 
 int Dispatcher::add_doorbell(io::Device& device, unsigned region, uint64_t offset, unsigned size,
                              std::optional<uint64_t> datamatch, io::DoorbellDelivery delivery) {
+  // Called from inside a guest's register write: nothing here may stop the VM. Another vCPU can unmap the window
+  // between that write's lookup and this call, and KVM can refuse an ioeventfd; either way the writes keep
+  // exiting, which is correct, only slower.
   std::optional<io::Window> window = pio_.find_window(device, region);
   if (!window) window = mmio_.find_window(device, region);
-  if (!window) throw Error(fmt::format("{}: doorbell requested for region {}, which is not mapped", device.name(), region));
+  if (!window) {
+    IOVMM_LOG_RATELIMITED("{}: doorbell for region {}, which is not mapped now: writes keep exiting", device.name(),
+                          region);
+    return kNoDoorbell;
+  }
   std::lock_guard lock(mutex_);
-  return add_locked(window->device, region, offset, size, datamatch, 0, false, delivery);
+  try {
+    return add_locked(window->device, region, offset, size, datamatch, 0, false, delivery);
+  } catch (const Error& e) {
+    IOVMM_LOG_RATELIMITED("{}: {}: writes keep exiting", device.name(), e.what());
+    return kNoDoorbell;
+  }
 }
 
 void Dispatcher::remove_doorbell(int handle) {
