@@ -8,6 +8,18 @@
 
 namespace iovmm::devices {
 namespace {
+// PM1 status/enable drive the SCI, PM1 control can power off, and reading the timer updates TMR_STS: all act at
+// once.
+constexpr io::Register kAcpiPmRegisters[] = {
+    {"pm1_sts", 0, 2, io::Access::w1c, io::Effect::synchronous},
+    {"pm1_en", 2, 2, io::Access::rw, io::Effect::synchronous},
+    {"pm1_cnt", 4, 2, io::Access::rw, io::Effect::synchronous, 1},
+    {"pm_tmr", 8, 4, io::Access::ro, io::Effect::read_sensitive},
+};
+constexpr io::RegisterBlock kAcpiPmBlocks[] = {{0, "pm", kAcpiPmRegisters}};
+}  // namespace
+
+namespace {
 
 constexpr uint16_t kStsTimer = 1u << 0;
 constexpr uint16_t kStsBusMaster = 1u << 4;
@@ -139,5 +151,7 @@ void AcpiPm::update_sci() {
   sci_level_ = level;
   if (sci_) sci_->set_level(level);
 }
+
+std::span<const io::RegisterBlock> AcpiPm::register_blocks() const { return kAcpiPmBlocks; }
 
 }  // namespace iovmm::devices

@@ -42,6 +42,7 @@ class AcpiPm final : public io::Device {
   void press_power_button();
 
   [[nodiscard]] uint64_t read(unsigned region, uint64_t offset, unsigned size) override;
+  [[nodiscard]] std::span<const io::RegisterBlock> register_blocks() const override;
   void write(unsigned region, uint64_t offset, unsigned size, uint64_t value) override;
 
  private:

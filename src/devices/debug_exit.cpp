@@ -1,6 +1,11 @@
 #include "devices/debug_exit.h"
 
 namespace iovmm::devices {
+namespace {
+constexpr io::Register kDebugExitRegisters[] = {{"exit", 0, 4, io::Access::wo, io::Effect::synchronous}};
+constexpr io::RegisterBlock kDebugExitBlocks[] = {{0, "port", kDebugExitRegisters}};
+}  // namespace
+
 
 DebugExit::DebugExit(std::string name, std::function<void(int status)> on_exit)
     : io::Device(std::move(name)), on_exit_(std::move(on_exit)) {}
@@ -13,5 +18,7 @@ void DebugExit::write(unsigned, uint64_t, unsigned size, uint64_t value) {
   auto status = static_cast<int>(static_cast<uint32_t>((v << 1) | 1));
   if (on_exit_) on_exit_(status);
 }
+
+std::span<const io::RegisterBlock> DebugExit::register_blocks() const { return kDebugExitBlocks; }
 
 }  // namespace iovmm::devices

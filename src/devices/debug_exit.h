@@ -23,6 +23,7 @@ class DebugExit final : public io::Device {
   explicit DebugExit(std::string name, std::function<void(int status)> on_exit);
 
   [[nodiscard]] uint64_t read(unsigned region, uint64_t offset, unsigned size) override;
+  [[nodiscard]] std::span<const io::RegisterBlock> register_blocks() const override;
   void write(unsigned region, uint64_t offset, unsigned size, uint64_t value) override;
 
  private:

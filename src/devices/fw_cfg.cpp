@@ -10,6 +10,16 @@
 
 namespace iovmm::devices {
 namespace {
+// Selecting an item only resets the data offset (a latch); each data read advances it. The 16-bit selector spans
+// the data port's byte, as QEMU decodes the pair: data comes first so that byte accesses at +1 are named by it.
+constexpr io::Register kFwCfgRegisters[] = {
+    {"data", 1, 1, io::Access::rw, io::Effect::read_sensitive},
+    {"selector", 0, 2, io::Access::wo, io::Effect::latch},
+};
+constexpr io::RegisterBlock kFwCfgBlocks[] = {{0, "port", kFwCfgRegisters}};
+}  // namespace
+
+namespace {
 
 template <typename T>
 std::vector<uint8_t> little_endian(T value) {
@@ -133,5 +143,7 @@ void FwCfg::write(unsigned region, uint64_t offset, unsigned size, uint64_t valu
   IOVMM_LOG_RATELIMITED("{}: guest wrote {:#x} ({} bytes) at offset {}: data writes are not supported, ignored",
                         name(), value, size, offset);
 }
+
+std::span<const io::RegisterBlock> FwCfg::register_blocks() const { return kFwCfgBlocks; }
 
 }  // namespace iovmm::devices

@@ -79,6 +79,7 @@ class FwCfg final : public io::Device {
   void set_kernel_cmdline(uint32_t load_address, std::string_view cmdline);
 
   [[nodiscard]] uint64_t read(unsigned region, uint64_t offset, unsigned size) override;
+  [[nodiscard]] std::span<const io::RegisterBlock> register_blocks() const override;
   void write(unsigned region, uint64_t offset, unsigned size, uint64_t value) override;
 
  private:

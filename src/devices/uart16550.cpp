@@ -6,6 +6,22 @@
 
 namespace iovmm::devices {
 namespace {
+// The 16550's eight registers (the DLAB selects the divisor latch at 0 and 1). Reading RBR, IIR, LSR or MSR
+// changes state, and most writes act at once; LCR and SCR only store a value that later accesses use.
+constexpr io::Register kUartRegisters[] = {
+    {"rbr_thr_dll", 0, 1, io::Access::rw, io::Effect::synchronous},
+    {"ier_dlm", 1, 1, io::Access::rw, io::Effect::synchronous},
+    {"iir_fcr", 2, 1, io::Access::rw, io::Effect::read_sensitive, 0x01},
+    {"lcr", 3, 1, io::Access::rw, io::Effect::latch},
+    {"mcr", 4, 1, io::Access::rw, io::Effect::synchronous},
+    {"lsr", 5, 1, io::Access::ro, io::Effect::read_sensitive, 0x60},
+    {"msr", 6, 1, io::Access::ro, io::Effect::read_sensitive},
+    {"scr", 7, 1, io::Access::rw, io::Effect::latch},
+};
+constexpr io::RegisterBlock kUartBlocks[] = {{0, "uart", kUartRegisters}};
+}  // namespace
+
+namespace {
 
 // Register offsets from the base port (DLAB selects the divisor latch at 0 and 1).
 constexpr unsigned kRbrThrDll = 0;
@@ -285,5 +301,7 @@ void Uart16550::update_irq() {
   irq_level_ = level;
   if (irq_) irq_->set_level(level);
 }
+
+std::span<const io::RegisterBlock> Uart16550::register_blocks() const { return kUartBlocks; }
 
 }  // namespace iovmm::devices

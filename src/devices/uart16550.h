@@ -45,6 +45,7 @@ class Uart16550 final : public io::Device {
   [[nodiscard]] bool rx_has_room();
 
   [[nodiscard]] uint64_t read(unsigned region, uint64_t offset, unsigned size) override;
+  [[nodiscard]] std::span<const io::RegisterBlock> register_blocks() const override;
   void write(unsigned region, uint64_t offset, unsigned size, uint64_t value) override;
 
  private:

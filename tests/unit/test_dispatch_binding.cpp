@@ -2,6 +2,9 @@
 #include <gtest/gtest.h>
 
 #include <array>
+#include <set>
+#include <string_view>
+#include <vector>
 
 #include "common/error.h"
 #include "dispatch/binding.h"
@@ -110,6 +113,58 @@ TEST(DispatchBinding, BlockNameCoversItsRegisters) {
   auto bindings = bind_registers("ide", kBlocks, choice({{"dispatch.ctl", "exit"}}));
   EXPECT_TRUE(bindings.at(1).registers.empty());
   EXPECT_NE(refusal(choice({{"dispatch.ctl", "fastpath"}})).find("command"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace iovmm::dispatch
+
+// Every device's table is well-formed: registers inside their window, sane widths, names unique per block.
+#include "devices/acpi_pm.h"
+#include "devices/debug_exit.h"
+#include "devices/fw_cfg.h"
+#include "devices/pci/pci_root.h"
+#include "devices/pci_testdev.h"
+#include "devices/uart16550.h"
+#include "devices/vga_window.h"
+
+namespace iovmm::dispatch {
+namespace {
+
+void expect_well_formed(const io::Device& device, uint64_t window_size) {
+  for (const auto& block : device.register_blocks()) {
+    std::set<std::string_view> names;
+    for (const auto& reg : block.registers) {
+      EXPECT_GT(reg.width, 0u) << device.name() << " " << reg.name;
+      EXPECT_LE(reg.offset + reg.width, block.region == 1 ? 256u : window_size) << device.name() << " " << reg.name;
+      EXPECT_TRUE(names.insert(reg.name).second) << device.name() << ": " << reg.name << " twice";
+    }
+  }
+}
+
+TEST(DeviceRegisterTables, AreWellFormed) {
+  expect_well_formed(devices::Uart16550("com1", nullptr, [](uint8_t) {}), devices::Uart16550::kRegionSize);
+  expect_well_formed(devices::DebugExit("debug-exit", [](int) {}), devices::DebugExit::kDefaultSize);
+  expect_well_formed(devices::FwCfg("fw_cfg"), devices::FwCfg::kRegionSize);
+  expect_well_formed(devices::AcpiPm("acpi-pm", [] {}), devices::kPmRegionSize);
+  expect_well_formed(devices::PciRoot("pci-cfg"), devices::PciRoot::kRegionSize);
+  expect_well_formed(devices::VgaWindow("vga"), devices::VgaWindow::kSize);
+  auto testdev = std::make_shared<devices::PciTestdev>();
+  expect_well_formed(*testdev, 0x1000);
+}
+
+TEST(DeviceRegisterTables, PlatformLatchesAreTheOnlyCoalescableRegisters) {
+  devices::Uart16550 uart("com1", nullptr, [](uint8_t) {});
+  auto bindings = bind_registers("com1", uart.register_blocks(), [] {
+    DispatchChoice c;
+    c.add("com1", "dispatch", "coalesced");
+    return c;
+  }());
+  std::vector<std::string_view> coalesced;
+  for (const auto& bound : bindings.at(0).registers) coalesced.push_back(bound.reg.name);
+  EXPECT_EQ(coalesced, (std::vector<std::string_view>{"lcr", "scr"}));
+  DispatchChoice lsr;
+  lsr.add("com1", "dispatch.lsr", "coalesced");
+  EXPECT_THROW((void)bind_registers("com1", uart.register_blocks(), lsr), UsageError);
 }
 
 }  // namespace

@@ -9,6 +9,15 @@
 
 namespace iovmm::devices {
 namespace {
+// CONFIG_ADDRESS would be a latch, but its second byte is PIIX's reset control register (0xCF9): synchronous.
+constexpr io::Register kPciRootRegisters[] = {
+    {"config_address", 0, 4, io::Access::rw, io::Effect::synchronous},
+    {"config_data", 4, 4, io::Access::rw, io::Effect::synchronous},
+};
+constexpr io::RegisterBlock kPciRootBlocks[] = {{0, "cf8", kPciRootRegisters}};
+}  // namespace
+
+namespace {
 
 constexpr uint64_t kAddressPort = 0;  // offsets inside the 0xCF8 window
 constexpr uint64_t kResetControlPort = 1;
@@ -108,5 +117,7 @@ void PciRoot::write(unsigned region, uint64_t offset, unsigned size, uint64_t va
   std::lock_guard lock(target->mutex());
   target->config_write(reg, size, static_cast<uint32_t>(value));
 }
+
+std::span<const io::RegisterBlock> PciRoot::register_blocks() const { return kPciRootBlocks; }
 
 }  // namespace iovmm::devices

@@ -48,6 +48,7 @@ class PciRoot final : public io::Device {
   [[nodiscard]] std::vector<FunctionRef> functions();
 
   [[nodiscard]] uint64_t read(unsigned region, uint64_t offset, unsigned size) override;
+  [[nodiscard]] std::span<const io::RegisterBlock> register_blocks() const override;
   void write(unsigned region, uint64_t offset, unsigned size, uint64_t value) override;
 
  private:
