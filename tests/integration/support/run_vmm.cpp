@@ -8,6 +8,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <gtest/gtest.h>
+
+#include <cctype>
 #include <chrono>
 #include <filesystem>
 #include <sstream>
@@ -88,8 +91,17 @@ RunResult run_vmm(const std::vector<std::string>& args, int timeout_s) {
 std::string guest_path(const std::string& name) { return std::string(IOVMM_GUEST_DIR) + "/" + name; }
 
 std::string temp_path(const std::string& name) {
-  std::filesystem::create_directories(IOVMM_TEST_TMPDIR);
-  return std::string(IOVMM_TEST_TMPDIR) + "/" + name;
+  // Prefixed with the running test's full name: ctest runs tests (and each parameter of a test) in parallel.
+  std::string prefix;
+  if (const auto* test = ::testing::UnitTest::GetInstance()->current_test_info()) {
+    prefix = std::string(test->test_suite_name()) + "." + test->name();
+    for (char& c : prefix) {
+      if (!std::isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '-') c = '_';
+    }
+  }
+  std::string dir = std::string(IOVMM_TEST_TMPDIR) + "/" + prefix;
+  std::filesystem::create_directories(dir);
+  return dir + "/" + name;
 }
 
 std::vector<std::string> lines_starting_with(const std::string& text, const std::string& prefix) {

@@ -22,7 +22,7 @@ RunResult run_program(const std::string& program, const std::vector<std::string>
 RunResult run_vmm(const std::vector<std::string>& args, int timeout_s = 60);
 
 std::string guest_path(const std::string& name);  // IOVMM_GUEST_DIR/name
-std::string temp_path(const std::string& name);   // IOVMM_TEST_TMPDIR/name, directory created
+std::string temp_path(const std::string& name);   // IOVMM_TEST_TMPDIR/<test name>/name, directory created
 
 // Lines of `text` that start with `prefix`.
 std::vector<std::string> lines_starting_with(const std::string& text, const std::string& prefix);
