@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "../support/elf_builder.h"
 #include "boot/multiboot.h"
 #include "boot/pvh.h"
 #include "platform_records.h"
@@ -21,11 +22,7 @@ namespace {
 using Bytes = std::vector<uint8_t>;
 namespace fs = std::filesystem;
 
-template <typename T>
-void put(Bytes& out, size_t offset, const T& value) {
-  if (out.size() < offset + sizeof(T)) out.resize(offset + sizeof(T));
-  std::memcpy(out.data() + offset, &value, sizeof(T));
-}
+using iovmm::test_support::put;
 
 void write(const fs::path& dir, const std::string& name, const Bytes& bytes) {
   fs::create_directories(dir);
@@ -35,69 +32,9 @@ void write(const fs::path& dir, const std::string& name, const Bytes& bytes) {
 
 // ---- kernel_loader: ELF images with PT_LOAD segments and an optional PT_NOTE; Multiboot images ----
 
-struct Segment {
-  uint64_t paddr;
-  Bytes data;
-  uint64_t memsz;
-  uint64_t vaddr;
-};
-
-Bytes note(const std::string& name, uint32_t type, const Bytes& desc, size_t align) {
-  Bytes out;
-  put(out, 0, uint32_t(name.size() + 1));
-  put(out, 4, uint32_t(desc.size()));
-  put(out, 8, type);
-  out.insert(out.end(), name.begin(), name.end());
-  out.push_back(0);
-  while (out.size() % align) out.push_back(0);
-  out.insert(out.end(), desc.begin(), desc.end());
-  while (out.size() % align) out.push_back(0);
-  return out;
-}
-
-template <typename Ehdr, typename Phdr>
-Bytes elf(bool is64, uint64_t entry, const std::vector<Segment>& segments, const Bytes& notes, size_t note_align) {
-  const size_t phnum = segments.size() + (notes.empty() ? 0 : 1);
-  Bytes out(sizeof(Ehdr) + phnum * sizeof(Phdr));
-  Ehdr e{};
-  std::memcpy(e.e_ident, ELFMAG, SELFMAG);
-  e.e_ident[EI_CLASS] = is64 ? ELFCLASS64 : ELFCLASS32;
-  e.e_ident[EI_DATA] = ELFDATA2LSB;
-  e.e_ident[EI_VERSION] = EV_CURRENT;
-  e.e_type = ET_EXEC;
-  e.e_machine = is64 ? EM_X86_64 : EM_386;
-  e.e_version = EV_CURRENT;
-  e.e_entry = static_cast<decltype(e.e_entry)>(entry);
-  e.e_phoff = sizeof(Ehdr);
-  e.e_ehsize = sizeof(Ehdr);
-  e.e_phentsize = sizeof(Phdr);
-  e.e_phnum = static_cast<uint16_t>(phnum);
-  put(out, 0, e);
-  size_t index = 0;
-  auto add = [&](uint32_t type, uint64_t paddr, uint64_t vaddr, const Bytes& data, uint64_t memsz, uint64_t align) {
-    Phdr p{};
-    p.p_type = type;
-    p.p_flags = PF_R | PF_X;
-    p.p_offset = static_cast<decltype(p.p_offset)>(out.size());
-    p.p_paddr = static_cast<decltype(p.p_paddr)>(paddr);
-    p.p_vaddr = static_cast<decltype(p.p_vaddr)>(vaddr);
-    p.p_filesz = static_cast<decltype(p.p_filesz)>(data.size());
-    p.p_memsz = static_cast<decltype(p.p_memsz)>(memsz);
-    p.p_align = static_cast<decltype(p.p_align)>(align);
-    put(out, sizeof(Ehdr) + index++ * sizeof(Phdr), p);
-    out.insert(out.end(), data.begin(), data.end());
-  };
-  for (const auto& s : segments) add(PT_LOAD, s.paddr, s.vaddr, s.data, s.memsz, 0x1000);
-  if (!notes.empty()) add(PT_NOTE, 0, 0, notes, notes.size(), note_align);
-  return out;
-}
-
-Bytes elf64(uint64_t entry, const std::vector<Segment>& s, const Bytes& notes = {}, size_t note_align = 4) {
-  return elf<Elf64_Ehdr, Elf64_Phdr>(true, entry, s, notes, note_align);
-}
-Bytes elf32(uint64_t entry, const std::vector<Segment>& s, const Bytes& notes = {}) {
-  return elf<Elf32_Ehdr, Elf32_Phdr>(false, entry, s, notes, 4);
-}
+using iovmm::test_support::ElfBuilder;
+using iovmm::test_support::ElfNote;
+using iovmm::test_support::ElfSegment;
 
 Bytes le32(uint32_t v) { return {uint8_t(v), uint8_t(v >> 8), uint8_t(v >> 16), uint8_t(v >> 24)}; }
 Bytes le64(uint64_t v) {
@@ -120,21 +57,31 @@ Bytes multiboot_header(uint32_t flags, uint32_t header_addr = 0, uint32_t load_a
 void kernel_seeds(const fs::path& dir) {
   using namespace iovmm::boot;
   const Bytes code = {0xfa, 0xf4, 0xeb, 0xfd};  // cli; hlt; jmp .-3
-  const Bytes pvh4 = note("Xen", kXenElfNotePhys32Entry, le32(0x100000), 4);
-  write(dir, "pvh64-note4.elf", elf64(0x100000, {{0x100000, code, 0x3000, 0xffffffff81000000}}, pvh4));
+  const ElfNote pvh4{"Xen", kXenElfNotePhys32Entry, le32(0x100000)};
+  write(dir, "pvh64-note4.elf",
+        ElfBuilder(true).entry(0x100000).segment({0x100000, code, 0x3000, 0xffffffff81000000}).note(pvh4).build());
   write(dir, "pvh64-note8-align8.elf",
-        elf64(0x100000, {{0x100000, code, 0x1000, 0x100000}, {0x200000, code, 0x10000, 0x200000}},
-              note("Xen", kXenElfNotePhys32Entry, le64(0x100000), 8), 8));
-  Bytes notes = note("GNU", 3, Bytes(20, 0xab), 4);
-  const Bytes tail = pvh4;
-  notes.insert(notes.end(), tail.begin(), tail.end());
-  write(dir, "pvh32-two-notes.elf", elf32(0x100000, {{0x100000, code, 0x2000, 0x100000}}, notes));
-  write(dir, "elf64-no-note.elf", elf64(0x100000, {{0x100000, code, 0x1000, 0x100000}}));
+        ElfBuilder(true)
+            .entry(0x100000)
+            .segment({0x100000, code, 0x1000, 0x100000})
+            .segment({0x200000, code, 0x10000, 0x200000})
+            .note({"Xen", kXenElfNotePhys32Entry, le64(0x100000)})
+            .note_alignment(8)
+            .build());
+  write(dir, "pvh32-two-notes.elf",
+        ElfBuilder(false)
+            .entry(0x100000)
+            .segment({0x100000, code, 0x2000, 0x100000})
+            .note({"GNU", 3, Bytes(20, 0xab)})
+            .note(pvh4)
+            .build());
+  write(dir, "elf64-no-note.elf", ElfBuilder(true).entry(0x100000).segment({0x100000, code, 0x1000, 0x100000}).build());
 
   // Multiboot in an ELF: the header sits at the start of the loaded code, within the first 8 KiB of the file.
   Bytes mb_code = multiboot_header(kMultibootPageAlignModules | kMultibootMemoryInfo);
   mb_code.insert(mb_code.end(), code.begin(), code.end());
-  write(dir, "multiboot-elf32.elf", elf32(0xc0100000, {{0x100000, mb_code, 0x4000, 0xc0100000}}));
+  write(dir, "multiboot-elf32.elf",
+        ElfBuilder(false).entry(0xc0100000).segment({0x100000, mb_code, 0x4000, 0xc0100000}).build());
 
   // Multiboot "a.out kludge": the header's address fields say where the file goes; header at file offset 0x40.
   Bytes aout(0x40, 0x90);
