@@ -115,7 +115,10 @@ devices::BuiltDevice build_device(const std::string& spec_text) {
     if (auto value = spec.take("size")) size = parse_number(*value, "--device ioregionfd-scratch size");
     spec.reject_unused("size");
     if (size == 0 || size > (1u << 20)) throw UsageError("--device ioregionfd-scratch: size must be 1..1 MiB");
-    return {std::make_shared<ScratchRegisters>(size), devices::FixedWindow{io::Space::mmio, 0, size}};
+    devices::BuiltDevice built;
+    built.device = std::make_shared<ScratchRegisters>(size);
+    built.fixed_windows.push_back({0, io::Space::mmio, 0, size});
+    return built;
   }
   return devices::make_device(spec);
 }
@@ -125,8 +128,8 @@ std::vector<iorfd::ServedWindow> device_windows(const devices::BuiltDevice& buil
   std::vector<iorfd::ServedWindow> windows;
   if (auto* pci = dynamic_cast<devices::PciDevice*>(built.device.get())) {
     for (const auto& bar : pci->bars()) windows.push_back({bar.index, bar.size});
-  } else if (built.fixed_window) {
-    windows.push_back({0, built.fixed_window->size});
+  } else {
+    for (const auto& place : built.fixed_windows) windows.push_back({place.region, place.size});
   }
   if (windows.empty()) {
     throw UsageError(fmt::format("{} has no windows of its own: give them with --windows REGION:SIZE,...",

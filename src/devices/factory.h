@@ -4,35 +4,48 @@
 #pragma once
 
 #include <memory>
-#include <string>
-
+#include <functional>
 #include <optional>
+#include <string>
+#include <utility>
+#include <vector>
 
+#include "devices/device_context.h"
 #include "devices/device_spec.h"
+#include "devices/pci/pci_device.h"
 #include "io/device.h"
 
 namespace iovmm::devices {
 
-// Where a device that is not a PCI function lives (PCI functions get their windows from their BARs).
+// A window at a fixed place (legacy ports, the VGA window), not behind a PCI BAR.
 struct FixedWindow {
+  unsigned region;  // as in io::Device::read/write
   io::Space space;
   uint64_t base;
   uint64_t size;
 };
 
-struct BuiltDevice {
-  std::shared_ptr<io::Device> device;
-  std::optional<FixedWindow> fixed_window;  // region 0's place, for devices that are not PCI functions
+struct PciAddress {
+  unsigned slot;
+  unsigned function;
 };
 
-// What the host can do that changes how a device is built.
-struct HostFeatures {
-  bool ioeventfd_any_length = false;  // KVM_CAP_IOEVENTFD_ANY_LENGTH: a doorbell may match any access width
+struct BuiltDevice {
+  std::shared_ptr<io::Device> device;
+  std::vector<FixedWindow> fixed_windows;
+  // A PCI function that must sit at a given address (IDE: 00:01.1, as on QEMU's -M pc); others take the next slot.
+  std::optional<PciAddress> pci_address;
+  // Functions that come with it at their own fixed addresses (the PIIX3 ISA bridge at 00:01.0, so that the IDE
+  // function is found: a slot without function 0 is not scanned).
+  std::vector<std::pair<PciAddress, std::shared_ptr<PciDevice>>> companions;
+  // Set for a virtio-mmio device: the machine places its 512-byte window (0xFEB00000 + 0x200·n, as QEMU's microvm),
+  // chooses its interrupt, lists it in the DSDT, then hands it the line through this.
+  std::function<void(std::shared_ptr<io::IrqLine>)> connect_virtio_mmio_irq;
 };
 
 // Takes the spec's device options (the machine has already taken the dispatch ones); throws UsageError for an
-// unknown type or option.
-[[nodiscard]] BuiltDevice make_device(const DeviceSpec& spec, const HostFeatures& host = {});
+// unknown type or option, or for a device that needs a service the context lacks.
+[[nodiscard]] BuiltDevice make_device(const DeviceSpec& spec, const DeviceContext& context = {});
 
 // "pci-testdev, vga-window": for error messages.
 [[nodiscard]] std::string known_device_types();

@@ -55,6 +55,11 @@ class Device {
     write(region, offset, size, value);
   }
 
+  // The machine is going away: stop using what it lent the device (doorbells, fd watchers, interrupt lines) and
+  // finish work in flight. Called once, before the machine's services are destroyed; the device may still be
+  // referenced (by bus tables) afterwards but receives no more accesses.
+  virtual void quiesce() {}
+
   // Serialises register accesses against each other and against the device's own threads. One per device: there
   // is no global lock.
   [[nodiscard]] std::mutex& mutex() { return mutex_; }

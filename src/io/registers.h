@@ -35,6 +35,9 @@ struct Register {
   uint64_t reset = 0;
   // The device answers reads of this register without its lock (atomics or a seqlock): `fastpath` is legal.
   bool lockless_read = false;
+  // A doorbell bound to `ioeventfd` becomes one ioeventfd per value 0..n-1 (datamatch: virtio's QueueNotify, whose
+  // value is the queue index) when n > 0, else one wildcard ioeventfd delivering `reset`.
+  uint16_t datamatch_values = 0;
 
   [[nodiscard]] constexpr bool covers(uint64_t off, unsigned size) const {
     return off >= offset && off - offset < width && size <= width - (off - offset);

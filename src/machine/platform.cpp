@@ -65,8 +65,9 @@ Platform::~Platform() {
   if (saved_termios_) tcsetattr(STDIN_FILENO, TCSANOW, &*saved_termios_);
 }
 
-void Platform::map(io::Bus& bus, uint64_t base, uint64_t size, std::shared_ptr<io::Device> device) {
+void Platform::map(io::Bus& bus, uint64_t base, uint64_t size, std::shared_ptr<io::Device> device, unsigned region) {
   io::Window window;
+  window.region = region;
   window.base = base;
   window.size = size;
   window.device = std::move(device);
@@ -178,14 +179,15 @@ void Platform::create_user_device(const std::string& text) {
       }
     }
   }
-  devices::HostFeatures host;
-  host.ioeventfd_any_length = context_.vm.system().check_extension(KVM_CAP_IOEVENTFD_ANY_LENGTH) > 0;
+  devices::DeviceContext device_context;
+  device_context.host.ioeventfd_any_length =
+      context_.vm.system().check_extension(KVM_CAP_IOEVENTFD_ANY_LENGTH) > 0;
   // The transport's options are not the device's: the device sees a spec without them.
   auto device_spec = devices::DeviceSpec::parse(text);
   for (const auto& [key, value] : spec.options()) {
     if (is_dispatch_key(key)) (void)device_spec.take(key);
   }
-  devices::BuiltDevice built = devices::make_device(device_spec, host);
+  devices::BuiltDevice built = devices::make_device(device_spec, device_context);
   std::shared_ptr<io::Device> device = built.device;
   auto bindings = dispatch::bind_registers(spec.type(), device->register_blocks(), choice);
   std::shared_ptr<io::Device> carrier;
@@ -200,10 +202,11 @@ void Platform::create_user_device(const std::string& text) {
     for (unsigned bar = 0; bar < 6; ++bar) {
       if (pci->bar_spec(bar)) regions.push_back(bar);
     }
-  } else if (built.fixed_window) {
-    const auto& place = *built.fixed_window;
-    map(place.space == io::Space::pio ? context_.pio : context_.mmio, place.base, place.size, device);
-    regions.push_back(0);
+  } else {
+    for (const auto& place : built.fixed_windows) {
+      map(place.space == io::Space::pio ? context_.pio : context_.mmio, place.base, place.size, device, place.region);
+      regions.push_back(place.region);
+    }
   }
   // A device carried by ioregionfd gets every access through its server, doorbells included: the same whether the
   // server is a thread or a process (which has no KVM to ask for an ioeventfd).

@@ -51,7 +51,7 @@ class Platform {
   void detach_console(EventLoop& loop);
 
  private:
-  void map(io::Bus& bus, uint64_t base, uint64_t size, std::shared_ptr<io::Device> device);
+  void map(io::Bus& bus, uint64_t base, uint64_t size, std::shared_ptr<io::Device> device, unsigned region = 0);
   void create_devices();
   void create_pci();
   void create_user_device(const std::string& text);

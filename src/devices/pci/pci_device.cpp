@@ -191,7 +191,34 @@ void PciDevice::write_header(unsigned offset, unsigned size, uint32_t value) {
   for (unsigned slot = 0; slot < kBarCount; ++slot) {
     if (bar_masks[slot]) write_bar_register_bytes(kBar0 + 4 * slot, bar_values[slot], bar_masks[slot]);
   }
-  if (decode_may_change) publish_bar_changes();
+  if (decode_may_change) {
+    publish_bar_changes();
+    update_intx();
+  }
+}
+
+void PciDevice::connect_intx(std::shared_ptr<io::IrqLine> line, uint8_t gsi) {
+  std::lock_guard lock(mutex());
+  intx_line_ = std::move(line);
+  config_[kInterruptLine] = gsi;
+  update_intx();
+}
+
+void PciDevice::set_intx(bool pending) {
+  intx_pending_ = pending;
+  update_intx();
+}
+
+void PciDevice::update_intx() {
+  if (intx_pending_) {
+    config_[kStatus] |= kStatusInterrupt;
+  } else {
+    config_[kStatus] &= static_cast<uint8_t>(~kStatusInterrupt);
+  }
+  uint16_t command = static_cast<uint16_t>(config_[kCommand] | (config_[kCommand + 1] << 8));
+  bool assert_pin = intx_pending_ && !(command & kCommandIntxDisable) && config_[kInterruptPin] != 0;
+  if (assert_pin != intx_asserted_ && intx_line_) intx_line_->set_level(assert_pin);
+  intx_asserted_ = assert_pin;
 }
 
 uint32_t PciDevice::config_read(unsigned offset, unsigned size) {

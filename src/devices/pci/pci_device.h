@@ -9,6 +9,7 @@
 // registers (config_read_extra/config_write_extra, offsets 0x40..0xFF) and BAR registers (bar_read/bar_write).
 // Leaves out: the expansion ROM BAR (reads 0: no ROM), BIST, latency timer (reads 0, as in QEMU), type-1 (bridge)
 // headers, PCI Express extended space, MSI/MSI-X logic (a device may add the capability bytes itself).
+// INTx: a derived device states its interrupt condition with set_intx(); the pin follows Command.InterruptDisable.
 // Spec: PCI Local Bus Specification 3.0, chapter 6 (configuration space).
 #pragma once
 
@@ -75,6 +76,7 @@ constexpr uint16_t kCommandIntxDisable = 1u << 10;
 constexpr uint16_t kCommandWritable =
     kCommandIo | kCommandMemory | kCommandBusMaster | kCommandParityResponse | kCommandSerr | kCommandIntxDisable;
 
+constexpr uint16_t kStatusInterrupt = 1u << 3;
 constexpr uint16_t kStatusCapabilityList = 1u << 4;
 // Error bits the device sets and software clears by writing 1: master data parity error, signalled/received
 // target abort, received master abort, signalled system error, detected parity error.
@@ -105,6 +107,9 @@ class PciDevice : public io::Device, public std::enable_shared_from_this<PciDevi
   uint8_t add_capability(uint8_t id, std::span<const uint8_t> body, std::span<const uint8_t> writable_mask = {});
   void set_bar_observer(BarObserver observer);
   void set_multifunction(bool multifunction);
+  // Wires the function's INTx pin (interrupt_pin() != 0) to `line`, which reaches the guest as `gsi`; the
+  // interrupt line register reads `gsi`, as firmware (SeaBIOS) would have written it.
+  void connect_intx(std::shared_ptr<io::IrqLine> line, uint8_t gsi);
 
   // Queries (callers that are not already inside a configuration access take mutex() first).
   [[nodiscard]] const std::vector<BarSpec>& bars() const { return bars_; }
@@ -130,6 +135,11 @@ class PciDevice : public io::Device, public std::enable_shared_from_this<PciDevi
   [[nodiscard]] virtual uint64_t bar_read(unsigned bar, uint64_t offset, unsigned size);
   virtual void bar_write(unsigned bar, uint64_t offset, unsigned size, uint64_t value);
 
+  // The device's interrupt condition for INTx. The pin is asserted while the condition holds and the guest has not
+  // set Command.InterruptDisable; Status.InterruptStatus (bit 3) shows the condition either way. Call with
+  // mutex() held.
+  void set_intx(bool pending);
+
   // Stored configuration bytes and the guest-writable bits of each (for derived devices' own registers).
   [[nodiscard]] std::array<uint8_t, pci_config::kSize>& config_bytes() { return config_; }
   [[nodiscard]] std::array<uint8_t, pci_config::kSize>& writable_bits() { return writable_; }
@@ -151,6 +161,10 @@ class PciDevice : public io::Device, public std::enable_shared_from_this<PciDevi
   uint8_t last_capability_ = 0;
   uint16_t next_capability_offset_ = pci_config::kDeviceSpecific;
   BarObserver observer_;
+  std::shared_ptr<io::IrqLine> intx_line_;
+  bool intx_pending_ = false;
+  bool intx_asserted_ = false;
+  void update_intx();
 };
 
 }  // namespace iovmm::devices
