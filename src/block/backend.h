@@ -8,6 +8,10 @@
 // running. Reads past the end of the image are the device's to refuse (it knows the capacity); a short read or
 // write from the host (image truncated under us) completes with -EIO.
 //
+// Images in tmpfs (or ramfs, hugetlbfs) are memory: their reads and writes are copied at enqueue() on the caller's
+// thread and complete at the next reap(), since io_uring would hand each to a worker thread (those file systems
+// cannot promise not to block) and the hand-off costs more than the copy.
+//
 // Threads: one thread at a time uses a backend (the device's lock serialises it).
 #pragma once
 
@@ -33,7 +37,8 @@ enum class Op : uint8_t { read, write, flush, discard, write_zeroes };
 struct Request {
   Op op = Op::read;
   uint64_t offset = 0;        // bytes into the image (read, write, discard, write_zeroes)
-  std::span<const iovec> iov; // read/write buffers (guest memory); copied by submit(), the memory must stay valid
+  std::span<const iovec> iov{}; // read/write buffers (guest memory); enqueue() copies the iovecs, the memory they
+                                // point to must stay valid until the completion
   uint64_t length = 0;        // discard/write_zeroes: bytes
   uint64_t user_data = 0;     // returned with the completion
 };
@@ -52,6 +57,7 @@ class Backend {
   Backend& operator=(const Backend&) = delete;
   ~Backend();  // waits for requests in flight: their buffers are guest memory
 
+  // The file's (or device's) size in bytes, not necessarily a multiple of 512: the device rounds its capacity down.
   [[nodiscard]] uint64_t size_bytes() const;
   [[nodiscard]] bool readonly() const;
   [[nodiscard]] bool direct() const;
@@ -85,6 +91,8 @@ class Backend {
  private:
   struct Impl;
   explicit Backend(std::unique_ptr<Impl> impl);
+  // A read or write of a memory-backed image, done on the caller's thread: bytes moved or -errno.
+  [[nodiscard]] int64_t copy_now(const Request& request);
   std::unique_ptr<Impl> impl_;
 };
 

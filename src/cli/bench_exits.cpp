@@ -21,6 +21,7 @@
 #include <string_view>
 #include <vector>
 
+#include "cli/bench_support.h"
 #include "cli/raw_floor.h"
 
 namespace iovmm::cli {
@@ -61,8 +62,6 @@ std::vector<std::string> qemu_arguments(const std::string& guest, const std::str
           "std", "-kernel", guest, "-append", append};
 }
 
-constexpr int kGuestSuccessStatus = 1;  // debug_exit(0) -> (0 << 1) | 1
-constexpr int kUsageStatus = 2;
 constexpr int kIovmmTimeoutSeconds = 120;
 constexpr int kQemuTimeoutSeconds = 180;
 constexpr uint64_t kRawFloorRoundTrips = 2000;
@@ -81,94 +80,6 @@ std::string path_label(std::string_view configuration_path, std::string_view kin
 
 std::string qemu_path_label(std::string_view kind) {
   return path_label(kind == "vga_write" ? "coalesced" : "exit", kind);
-}
-
-// ---- child processes -----------------------------------------------------------------------------------------------
-
-struct ProcessResult {
-  int status = -1;  // exit status, 128 + signal, or -1 if it could not start
-  std::string out;
-  std::string err;
-  bool timed_out = false;
-};
-
-// Runs argv[0] (looked up in PATH) with stdin from /dev/null, collecting stdout and stderr; kills it after
-// timeout_s so a hung guest never hangs the bench.
-ProcessResult run_process(const std::vector<std::string>& argv, int timeout_s) {
-  ProcessResult result;
-  int out_pipe[2], err_pipe[2];
-  if (::pipe2(out_pipe, O_CLOEXEC) != 0) return result;
-  if (::pipe2(err_pipe, O_CLOEXEC) != 0) {
-    ::close(out_pipe[0]), ::close(out_pipe[1]);
-    return result;
-  }
-  std::vector<char*> c_argv;
-  for (const auto& arg : argv) c_argv.push_back(const_cast<char*>(arg.c_str()));
-  c_argv.push_back(nullptr);
-
-  const pid_t pid = ::fork();
-  if (pid == 0) {
-    const int null_fd = ::open("/dev/null", O_RDONLY);
-    ::dup2(null_fd, 0);
-    ::dup2(out_pipe[1], 1);
-    ::dup2(err_pipe[1], 2);
-    ::execvp(c_argv[0], c_argv.data());
-    ::dprintf(2, "cannot run %s\n", c_argv[0]);
-    ::_exit(127);
-  }
-  ::close(out_pipe[1]);
-  ::close(err_pipe[1]);
-  if (pid < 0) {
-    ::close(out_pipe[0]), ::close(err_pipe[0]);
-    return result;
-  }
-
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout_s);
-  std::array<pollfd, 2> fds = {pollfd{out_pipe[0], POLLIN, 0}, pollfd{err_pipe[0], POLLIN, 0}};
-  std::array<std::string*, 2> sinks = {&result.out, &result.err};
-  int open_fds = 2;
-  while (open_fds > 0) {
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-    if (left.count() <= 0) {
-      result.timed_out = true;
-      ::kill(pid, SIGKILL);
-      break;
-    }
-    if (::poll(fds.data(), fds.size(), static_cast<int>(std::min<int64_t>(left.count(), 1000))) < 0 && errno != EINTR) {
-      break;
-    }
-    for (size_t i = 0; i < fds.size(); ++i) {
-      if (fds[i].fd < 0 || !(fds[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
-      char buffer[8192];
-      const ssize_t n = ::read(fds[i].fd, buffer, sizeof buffer);
-      if (n > 0) {
-        sinks[i]->append(buffer, static_cast<size_t>(n));
-      } else if (n == 0 || errno != EINTR) {
-        ::close(fds[i].fd);
-        fds[i].fd = -1;
-        --open_fds;
-      }
-    }
-  }
-  for (auto& fd : fds) {
-    if (fd.fd >= 0) ::close(fd.fd);
-  }
-  int wstatus = 0;
-  while (::waitpid(pid, &wstatus, 0) < 0 && errno == EINTR) {
-  }
-  result.status = WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : 128 + WTERMSIG(wstatus);
-  return result;
-}
-
-// The last non-empty line of a process's stderr, without iovmm's "iovmm: " prefix: what a failure says.
-std::string last_line(const std::string& text) {
-  std::istringstream lines(text);
-  std::string line, last;
-  while (std::getline(lines, line)) {
-    if (!line.empty()) last = line;
-  }
-  if (last.starts_with("iovmm: ")) last = last.substr(7);
-  return last.empty() ? "(no message)" : last;
 }
 
 // ---- what the guest prints -----------------------------------------------------------------------------------------
@@ -242,11 +153,6 @@ struct RowData {
   uint64_t last_iterations = 0;
 };
 
-double median(std::vector<double> values) {
-  std::sort(values.begin(), values.end());
-  const size_t mid = values.size() / 2;
-  return values.size() % 2 ? values[mid] : (values[mid - 1] + values[mid]) / 2;
-}
 
 struct Unavailable {
   std::string path;
@@ -436,43 +342,20 @@ void Bench::count_iovmm_exits() {
 }
 
 // QEMU keeps no exit statistics of its own: perf records KVM's kvm_userspace_exit tracepoint for the QEMU
-// process, and the guest's port-0x80 markers (kvm_pio, filtered to that port) cut the trace into one segment per
-// timed loop. A segment holds the begin marker's own exit and the loop's.
+// process, and the guest's port-0x80 markers cut the trace into one segment per timed loop (trace_qemu).
 void Bench::count_qemu_exits() {
   if (options_.no_qemu || qemu_failed_) return;
   const uint64_t n = options_.count_iterations;
-  const std::string data =
-      (std::filesystem::temp_directory_path() / fmt::format("iovmm-bench-exits-{}.perf", ::getpid())).string();
-  std::vector<std::string> argv = {"perf", "record", "-q", "-o", data, "-e", "kvm:kvm_userspace_exit", "-e",
-                                   "kvm:kvm_pio", "--filter", "port == 0x80", "--", options_.qemu};
+  std::vector<std::string> argv = {options_.qemu};
   for (auto& arg : qemu_arguments(guest_, append("", fmt::format("iterations={} markers", n)))) argv.push_back(arg);
-  const ProcessResult recorded = run_process(argv, kQemuTimeoutSeconds);
-  const GuestOutput output = parse_guest_output(recorded.out);
-  if (recorded.status != kGuestSuccessStatus || !output.done) {
-    fmt::print(stderr, "  qemu exit count unavailable (perf record: status {}: {})\n", recorded.status,
-               last_line(recorded.err));
-    std::filesystem::remove(data);
+  const QemuTrace trace = trace_qemu(argv, kQemuTimeoutSeconds, false);
+  const GuestOutput output = parse_guest_output(trace.run.out);
+  if (trace.error || !output.done) {
+    fmt::print(stderr, "  qemu exit count unavailable ({})\n", trace.error.value_or("the guest did not finish"));
     return;
   }
-  const ProcessResult script = run_process({"perf", "script", "-i", data, "-F", "event,trace"}, 120);
-  std::filesystem::remove(data);
   std::vector<uint64_t> segments;
-  bool inside = false;
-  uint64_t exits_inside = 0;
-  std::istringstream lines(script.out);
-  std::string line;
-  while (std::getline(lines, line)) {
-    const bool marker = line.find("kvm_pio") != std::string::npos;
-    if (marker && line.find("val 0xb0") != std::string::npos) {
-      inside = true;
-      exits_inside = 0;
-    } else if (marker && line.find("val 0xe0") != std::string::npos) {
-      if (inside) segments.push_back(exits_inside);
-      inside = false;
-    } else if (inside && line.find("kvm_userspace_exit") != std::string::npos) {
-      ++exits_inside;
-    }
-  }
+  for (const auto& segment : trace.segments) segments.push_back(segment.user_exits);
   std::vector<const GuestResult*> measured;
   for (const auto& r : output.results) {
     if (!r.unavailable && r.iterations > 0) measured.push_back(&r);
@@ -484,7 +367,7 @@ void Bench::count_qemu_exits() {
   }
   for (size_t i = 0; i < measured.size(); ++i) {
     const RowKey key{measured[i]->kind, qemu_path_label(measured[i]->kind), "qemu", measured[i]->mode};
-    const double loop_exits = segments[i] > 0 ? static_cast<double>(segments[i] - 1) : 0.0;
+    const double loop_exits = static_cast<double>(segments[i]);  // the begin marker's own exit already excluded
     if (auto it = rows_.find(key); it != rows_.end()) it->second.user_exits_per_access = loop_exits / n;
     if (options_.stats) fmt::print(stderr, "  qemu count {} {}: {} exits traced\n", key.kind, key.mode, segments[i]);
   }

@@ -5,7 +5,9 @@
 #include <cstdio>
 #include <string_view>
 
+#include "cli/bench_disk.h"
 #include "cli/bench_exits.h"
+#include "cli/bench_ide.h"
 #include "cli/size.h"
 #include "common/error.h"
 #include "common/log.h"
@@ -45,12 +47,20 @@ int main(int argc, char** argv) {
   run->add_option("--stats-json", config.stats_json, "At shutdown, write the statistics as JSON to FILE");
   run->add_flag("--no-console-input", [&](int64_t) { config.console_input = false; },
                 "Do not feed standard input to the serial port");
+  run->add_option("--poll-us", config.poll_us,
+                  "Event loop: keep polling for device work this many microseconds before sleeping (0: never)")
+      ->check(CLI::Range(0, 1'000'000))
+      ->capture_default_str();
   run->add_flag("--verbose,-v", verbose, "Log informational messages");
 
   CLI::App* bench = app.add_subcommand("bench", "Run a benchmark and print its table");
   bench->require_subcommand(1);
   cli::BenchExitsOptions bench_exits_options;
   CLI::App* bench_exits = cli::add_bench_exits_subcommand(*bench, bench_exits_options);
+  cli::BenchDiskOptions bench_disk_options;
+  CLI::App* bench_disk = cli::add_bench_disk_subcommand(*bench, bench_disk_options);
+  cli::BenchIdeOptions bench_ide_options;
+  CLI::App* bench_ide = cli::add_bench_ide_subcommand(*bench, bench_ide_options);
 
   try {
     app.parse(argc, argv);
@@ -66,6 +76,8 @@ int main(int argc, char** argv) {
     return usage_error(fmt::format("{} (see 'iovmm {}--help')", e.what(), run->parsed() ? "run " : ""));
   }
   if (bench_exits->parsed()) return cli::run_bench_exits(bench_exits_options);
+  if (bench_disk->parsed()) return cli::run_bench_disk(bench_disk_options);
+  if (bench_ide->parsed()) return cli::run_bench_ide(bench_ide_options);
   if (verbose) log::set_level(log::Level::info);
 
   auto memory_bytes = cli::parse_size(memory);

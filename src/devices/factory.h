@@ -7,6 +7,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -46,6 +47,10 @@ struct BuiltDevice {
 // Takes the spec's device options (the machine has already taken the dispatch ones); throws UsageError for an
 // unknown type or option, or for a device that needs a service the context lacks.
 [[nodiscard]] BuiltDevice make_device(const DeviceSpec& spec, const DeviceContext& context = {});
+
+// Devices that need what only the VMM has (guest memory for DMA, interrupts, its event loop): they cannot be served
+// by an iovmm-device process.
+[[nodiscard]] bool needs_machine(std::string_view type);
 
 // "pci-testdev, vga-window": for error messages.
 [[nodiscard]] std::string known_device_types();

@@ -110,6 +110,7 @@ class PciTestdev final : public PciDevice {
   // arriving through write() and are counted there. Changing the host moves the selected test's doorbell. Takes
   // the device mutex.
   void set_doorbell_host(io::DoorbellHost* host);
+  void quiesce() override { set_doorbell_host(nullptr); }
 
   [[nodiscard]] std::span<const io::RegisterBlock> register_blocks() const override;
   void doorbell(unsigned region, uint64_t offset, unsigned size, uint64_t value, uint64_t count) override;

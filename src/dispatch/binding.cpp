@@ -17,10 +17,14 @@ std::string describe(std::string_view device, const io::RegisterBlock& block, co
 }  // namespace
 
 void DispatchChoice::add(std::string_view device, std::string_view key, std::string_view value) {
+  if (key == "dispatch" && value == "partial") {
+    partial = true;
+    return;
+  }
   auto path = io::path_from_string(value);
   if (!path) {
-    throw UsageError(fmt::format("{}: {}={}: unknown path (exit, coalesced, ioeventfd, ioregionfd, fastpath)", device,
-                                 key, value));
+    throw UsageError(fmt::format("{}: {}={}: unknown path (exit, coalesced, ioeventfd, ioregionfd, fastpath{})", device,
+                                 key, value, key == "dispatch" ? ", partial" : ""));
   }
   if (*path == io::Path::hypercall) {
     throw UsageError(fmt::format("{}: {}=hypercall: the guest chooses the hypercall (it names the address in "
@@ -82,7 +86,22 @@ std::map<unsigned, io::WindowBinding> bind_registers(std::string_view device, st
 
   // path per (block index, register index); exit unless chosen otherwise
   std::map<std::pair<size_t, size_t>, io::Path> chosen;
-  if (choice.device_path != io::Path::exit) {
+  if (choice.partial) {
+    for (size_t b = 0; b < blocks.size(); ++b) {
+      for (size_t r = 0; r < blocks[b].registers.size(); ++r) {
+        for (io::Path cheapest : {io::Path::coalesced, io::Path::ioeventfd, io::Path::fastpath}) {
+          if (!why_illegal(blocks[b].registers[r], cheapest)) {
+            chosen[{b, r}] = cheapest;
+            break;
+          }
+        }
+      }
+    }
+    if (chosen.empty()) {
+      throw UsageError(fmt::format("{}: dispatch=partial: no register of this device has a path cheaper than exit",
+                                   device));
+    }
+  } else if (choice.device_path != io::Path::exit) {
     for (size_t b = 0; b < blocks.size(); ++b) {
       for (size_t r = 0; r < blocks[b].registers.size(); ++r) {
         if (!why_illegal(blocks[b].registers[r], choice.device_path)) chosen[{b, r}] = choice.device_path;

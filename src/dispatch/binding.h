@@ -18,6 +18,9 @@ namespace iovmm::dispatch {
 
 struct DispatchChoice {
   io::Path device_path = io::Path::exit;                    // dispatch=PATH: wherever legal
+  // dispatch=partial: partial device acceleration — each register on the cheapest path its effect class allows
+  // (latches coalesced, doorbells ioeventfd, lock-free reads fastpath), the rest by exit.
+  bool partial = false;
   std::vector<std::pair<std::string, io::Path>> overrides;  // dispatch.NAME=PATH: exactly there, or an error
 
   // `key` is "dispatch" or "dispatch.NAME". Throws UsageError on an unknown path.

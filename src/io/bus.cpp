@@ -1,5 +1,7 @@
 #include "io/bus.h"
 
+#include <cstring>
+
 #include <fmt/core.h>
 
 #include <algorithm>
@@ -182,6 +184,37 @@ AccessResult Bus::read(uint64_t addr, unsigned size, uint64_t& value, Path via) 
     value = window.device->read(window.region, offset, size) & size_mask(size);
   }
   window.counts->add(offset, size, Direction::read, path);
+  return AccessResult::ok;
+}
+
+AccessResult Bus::transfer_string(Direction direction, uint64_t addr, unsigned size, uint32_t count, uint8_t* data) {
+  Hit hit = lookup(addr, size);
+  if (hit.result != AccessResult::ok) {
+    for (uint32_t i = 0; i < count; ++i) note_bad_access(hit.result, direction, addr, size, 0);
+    if (direction == Direction::read) std::memset(data, 0xFF, size_t{size} * count);
+    return hit.result;
+  }
+  const Window& window = *hit.window;
+  uint64_t offset = addr - window.base;
+  const bool carried = window.binding && window.binding->carrier;
+  Device& target = carried ? *window.binding->carrier : *window.device;
+  auto element = [&](uint8_t* bytes) {
+    uint64_t value = 0;
+    if (direction == Direction::read) {
+      value = target.read(window.region, offset, size);
+      std::memcpy(bytes, &value, size);
+    } else {
+      std::memcpy(&value, bytes, size);
+      target.write(window.region, offset, size, value);
+    }
+  };
+  if (carried) {
+    for (uint32_t i = 0; i < count; ++i) element(data + size_t{i} * size);  // the carrier locks per access
+  } else {
+    std::lock_guard lock(window.device->mutex());
+    for (uint32_t i = 0; i < count; ++i) element(data + size_t{i} * size);
+  }
+  window.counts->add(offset, size * count, direction, counted_path(window, Path::exit));
   return AccessResult::ok;
 }
 

@@ -96,6 +96,12 @@ class Bus {
   [[nodiscard]] AccessResult read(uint64_t addr, unsigned size, uint64_t& value, Path via = Path::exit);
   [[nodiscard]] AccessResult write(uint64_t addr, unsigned size, uint64_t value, Path via = Path::exit);
 
+  // String I/O (rep ins/outs): `count` elements of `size` bytes at the same address, back to back in `data`. One
+  // exit, so one lookup, one lock and one count — under size*count bytes, which is how statistics tell a string
+  // transfer from single accesses. Unmapped: reads fill all-ones, writes are dropped.
+  [[nodiscard]] AccessResult transfer_string(Direction direction, uint64_t addr, unsigned size, uint32_t count,
+                                             uint8_t* data);
+
   // (device, region) → its current window, if mapped.
   [[nodiscard]] std::optional<Window> find_window(const Device& device, unsigned region) const;
 

@@ -15,3 +15,4 @@ static_assert(sizeof(kvm_cpuid2) == 8, "kvm_cpuid2 must match the kernel's layou
 static_assert(sizeof(kvm_msrs) == 8, "kvm_msrs must match the kernel's layout");
 static_assert(sizeof(kvm_stats_desc) == 16, "kvm_stats_desc must match the kernel's layout");
 static_assert(sizeof(kvm_coalesced_mmio_ring) == 8, "kvm_coalesced_mmio_ring must match the kernel's layout");
+static_assert(sizeof(kvm_irq_routing) == 8, "kvm_irq_routing must match the kernel's layout");

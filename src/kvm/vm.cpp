@@ -1,5 +1,8 @@
 #include "kvm/vm.h"
 
+#include <cstring>
+#include <vector>
+
 #include <fmt/core.h>
 
 #include "kvm/ioctl.h"
@@ -41,6 +44,44 @@ void Vm::set_irq_line(uint32_t gsi, bool level) {
   irq.irq = gsi;
   irq.level = level ? 1 : 0;
   if (::ioctl(fd(), KVM_IRQ_LINE, &irq) != 0) throw_errno(fmt::format("KVM_IRQ_LINE gsi {}", gsi));
+}
+
+void Vm::set_gsi_routing(std::span<const MsiRoute> msi_routes) {
+  // The PIC covers GSIs 0-15 (two chips of 8 pins; KVM skips the cascade pin 2), the IOAPIC 0-23.
+  std::vector<kvm_irq_routing_entry> entries;
+  for (uint32_t gsi = 0; gsi < kIrqchipGsiCount; ++gsi) {
+    if (gsi < 16 && gsi != 2) {
+      kvm_irq_routing_entry pic{};
+      pic.gsi = gsi;
+      pic.type = KVM_IRQ_ROUTING_IRQCHIP;
+      pic.u.irqchip.irqchip = gsi < 8 ? KVM_IRQCHIP_PIC_MASTER : KVM_IRQCHIP_PIC_SLAVE;
+      pic.u.irqchip.pin = gsi % 8;
+      entries.push_back(pic);
+    }
+    kvm_irq_routing_entry ioapic{};
+    ioapic.gsi = gsi;
+    ioapic.type = KVM_IRQ_ROUTING_IRQCHIP;
+    ioapic.u.irqchip.irqchip = KVM_IRQCHIP_IOAPIC;
+    // KVM's default table wires ISA IRQ 0 to IOAPIC pin 2 (the PC's interrupt source override), as the MADT says.
+    ioapic.u.irqchip.pin = gsi == 0 ? 2 : gsi;
+    entries.push_back(ioapic);
+  }
+  for (const auto& route : msi_routes) {
+    kvm_irq_routing_entry msi{};
+    msi.gsi = route.gsi;
+    msi.type = KVM_IRQ_ROUTING_MSI;
+    msi.u.msi.address_lo = static_cast<uint32_t>(route.address);
+    msi.u.msi.address_hi = static_cast<uint32_t>(route.address >> 32);
+    msi.u.msi.data = route.data;
+    entries.push_back(msi);
+  }
+  std::vector<uint8_t> buffer(sizeof(kvm_irq_routing) + entries.size() * sizeof(kvm_irq_routing_entry));
+  auto* table = reinterpret_cast<kvm_irq_routing*>(buffer.data());
+  table->nr = static_cast<uint32_t>(entries.size());
+  std::memcpy(buffer.data() + sizeof(kvm_irq_routing), entries.data(), entries.size() * sizeof(kvm_irq_routing_entry));
+  if (::ioctl(fd(), KVM_SET_GSI_ROUTING, table) != 0) {
+    throw_errno(fmt::format("KVM_SET_GSI_ROUTING ({} routes)", entries.size()));
+  }
 }
 
 namespace {

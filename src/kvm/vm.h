@@ -5,6 +5,7 @@
 #include "kvm/uapi.h"
 
 #include <cstdint>
+#include <span>
 
 #include "common/fd.h"
 #include "kvm/system.h"
@@ -37,6 +38,17 @@ class Vm {
 
   // Level of a GSI on the in-kernel irqchip. Safe from any thread.
   void set_irq_line(uint32_t gsi, bool level);
+
+  // Replaces the whole GSI routing table (KVM_SET_GSI_ROUTING): the irqchip routes KVM sets up by default (GSIs 0-15
+  // to the PIC and IOAPIC, 16-23 to the IOAPIC) followed by `msi_routes`, one MSI message per extra GSI. KVM keeps
+  // no default routes once a table is set, so they are always included.
+  struct MsiRoute {
+    uint32_t gsi;
+    uint64_t address;
+    uint32_t data;
+  };
+  static constexpr uint32_t kIrqchipGsiCount = 24;
+  void set_gsi_routing(std::span<const MsiRoute> msi_routes);
 
   void add_ioeventfd(const IoeventfdSpec& spec, int eventfd);
   void remove_ioeventfd(const IoeventfdSpec& spec, int eventfd);

@@ -18,6 +18,7 @@ struct MachineConfig {
   bool print_stats = false;
   std::string stats_json;  // path, or empty
   bool console_input = true;  // feed stdin to the UART
+  uint32_t poll_us = 0;       // event loop: look for more work this long before sleeping (EventLoop::set_poll_budget)
 };
 
 }  // namespace iovmm

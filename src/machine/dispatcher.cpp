@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <vector>
 #include <fmt/core.h>
 
 #include "common/error.h"
@@ -205,14 +206,21 @@ void Dispatcher::on_window_change(io::Bus& bus, const io::Window* removed, const
         vm_.register_coalesced(space, added->base + bound.reg.offset, bound.reg.width);
         coalesced_zones_.fetch_add(1, std::memory_order_relaxed);
       } else if (bound.path == io::Path::ioeventfd) {
-        bool exists = false;
-        for (const auto& [handle, doorbell] : doorbells_) {
-          exists |= doorbell->from_binding && doorbell->device == added->device &&
-                    doorbell->region == added->region && doorbell->offset == bound.reg.offset;
-        }
-        if (!exists) {
-          add_locked(added->device, added->region, bound.reg.offset, bound.reg.width, std::nullopt, bound.reg.reset,
-                     true, io::DoorbellDelivery::on_signal);
+        // One wildcard eventfd, or one per value the register declares (virtio: a datamatch per queue index).
+        std::vector<std::optional<uint64_t>> matches;
+        if (bound.reg.datamatch_values == 0) matches.emplace_back();
+        for (uint64_t value = 0; value < bound.reg.datamatch_values; ++value) matches.emplace_back(value);
+        for (const auto& match : matches) {
+          bool exists = false;
+          for (const auto& [handle, doorbell] : doorbells_) {
+            exists |= doorbell->from_binding && doorbell->device == added->device &&
+                      doorbell->region == added->region && doorbell->offset == bound.reg.offset &&
+                      doorbell->datamatch == match;
+          }
+          if (!exists) {
+            add_locked(added->device, added->region, bound.reg.offset, bound.reg.width, match, bound.reg.reset, true,
+                       io::DoorbellDelivery::on_signal);
+          }
         }
       }
     }

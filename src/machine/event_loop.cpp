@@ -39,14 +39,21 @@ void EventLoop::remove(int fd) {
   handlers_.erase(fd);
 }
 
+void EventLoop::watch(int fd, std::function<void()> on_readable) {
+  add(fd, EPOLLIN, [on_readable = std::move(on_readable)](uint32_t) { on_readable(); });
+}
+
 void EventLoop::run(const std::function<bool()>& keep_running) {
   epoll_event events[16];
+  auto last_event = std::chrono::steady_clock::now();
   while (keep_running()) {
-    int n = ::epoll_wait(epoll_.get(), events, 16, -1);
+    const bool polling = poll_budget_.count() > 0 && std::chrono::steady_clock::now() - last_event < poll_budget_;
+    int n = ::epoll_wait(epoll_.get(), events, 16, polling ? 0 : -1);
     if (n < 0) {
       if (errno == EINTR) continue;
       throw_errno("epoll_wait");
     }
+    if (n > 0 && poll_budget_.count() > 0) last_event = std::chrono::steady_clock::now();
     for (int i = 0; i < n; ++i) {
       std::shared_ptr<Handler> handler;
       {

@@ -4,6 +4,9 @@
 #pragma once
 
 #include <memory>
+#include <mutex>
+
+#include <nlohmann/json.hpp>
 #include <vector>
 
 #include "boot/boot_setup.h"
@@ -14,6 +17,7 @@
 #include "machine/config.h"
 #include "machine/dispatcher.h"
 #include "machine/event_loop.h"
+#include "machine/interrupts.h"
 #include "machine/platform.h"
 #include "machine/stop.h"
 #include "machine/vcpu_runner.h"
@@ -45,6 +49,8 @@ class Machine {
   kvm::System system_;
   std::unique_ptr<GuestMemory> memory_;
   std::unique_ptr<kvm::Vm> vm_;
+  // Before the buses: devices they hold keep MSI vectors until the buses go.
+  std::unique_ptr<InterruptRouter> interrupts_;
   io::Bus pio_{io::Space::pio};
   io::Bus mmio_{io::Space::mmio};
   StopController stop_;
@@ -56,6 +62,8 @@ class Machine {
   std::vector<std::unique_ptr<VcpuRunner>> runners_;
   int dead_watchdog_ticks_ = 0;
   std::vector<uint64_t> probes_seen_;
+  std::mutex markers_mutex_;
+  nlohmann::json markers_ = nlohmann::json::array();
   double startup_ms_ = 0;
 };
 

@@ -6,6 +6,7 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <fmt/core.h>
 
@@ -15,32 +16,22 @@
 #include "common/log.h"
 #include "devices/factory.h"
 #include "devices/pci/bar_allocation.h"
-#include "devices/pci_testdev.h"
+#include "devices/post_port.h"
 #include "dispatch/binding.h"
 #include "machine/exit_status.h"
 
 namespace iovmm {
 namespace {
 
-// A GSI on the in-kernel irqchip: KVM routes it to both the PIC and the IOAPIC, as an ISA line is wired on a PC.
-class KvmIrqLine final : public io::IrqLine {
- public:
-  KvmIrqLine(kvm::Vm& vm, uint32_t gsi) : vm_(vm), gsi_(gsi) {}
-  void set_level(bool asserted) override {
-    try {
-      vm_.set_irq_line(gsi_, asserted);
-    } catch (const std::exception& e) {
-      IOVMM_LOG_RATELIMITED("{}", e.what());
-    }
-  }
-
- private:
-  kvm::Vm& vm_;
-  uint32_t gsi_;
-};
-
 constexpr uint32_t kSciGsi = 9;
 constexpr unsigned kHostBridgeSlot = 0;
+// PCI INTA#-INTD# after the PIIX's PIRQ routing, as SeaBIOS programs it on QEMU's -M pc: PIRQA-D → 10, 10, 11, 11.
+constexpr uint8_t kPirqGsi[4] = {10, 10, 11, 11};
+// virtio-mmio windows where QEMU's microvm puts them; their interrupts on IOAPIC pins nothing else uses.
+constexpr uint64_t kVirtioMmioBase = 0xFEB00000;
+constexpr uint64_t kVirtioMmioStride = 0x200;
+constexpr uint32_t kVirtioMmioFirstGsi = 16;
+constexpr unsigned kVirtioMmioSlots = 8;
 
 void write_console(uint8_t byte) {
   // The guest's console is ours: a failed write (closed pipe) drops the byte rather than stopping the guest.
@@ -49,7 +40,7 @@ void write_console(uint8_t byte) {
 
 }  // namespace
 
-Platform::Platform(PlatformContext context) : context_(context) {
+Platform::Platform(PlatformContext context) : context_(context), kernel_cmdline_(context.config.cmdline) {
   create_devices();
   create_pci();
   fill_fw_cfg();
@@ -59,9 +50,7 @@ Platform::Platform(PlatformContext context) : context_(context) {
 Platform::~Platform() {
   // The buses keep devices alive after the platform (and the dispatcher) are gone: detach them from the doorbell
   // host now, while it still exists.
-  for (const auto& device : user_devices_) {
-    if (auto* testdev = dynamic_cast<devices::PciTestdev*>(device.get())) testdev->set_doorbell_host(nullptr);
-  }
+  for (const auto& device : user_devices_) device->quiesce();
   if (saved_termios_) tcsetattr(STDIN_FILENO, TCSANOW, &*saved_termios_);
 }
 
@@ -77,7 +66,7 @@ void Platform::map(io::Bus& bus, uint64_t base, uint64_t size, std::shared_ptr<i
 void Platform::create_devices() {
   StopController& stop = context_.stop;
   uart_ = std::make_shared<devices::Uart16550>(
-      "com1", std::make_shared<KvmIrqLine>(context_.vm, devices::Uart16550::kCom1Irq), write_console);
+      "com1", context_.interrupts.line(devices::Uart16550::kCom1Irq), write_console);
   map(context_.pio, devices::Uart16550::kCom1Base, devices::Uart16550::kRegionSize, uart_);
 
   debug_exit_ = std::make_shared<devices::DebugExit>("debug-exit", [&stop](int status) {
@@ -85,12 +74,14 @@ void Platform::create_devices() {
   });
   map(context_.pio, devices::DebugExit::kDefaultBase, devices::DebugExit::kDefaultSize, debug_exit_);
 
+  map(context_.pio, devices::PostPort::kPort, 1, std::make_shared<devices::PostPort>());
+
   fw_cfg_ = std::make_shared<devices::FwCfg>("fw_cfg");
   map(context_.pio, devices::FwCfg::kIoBase, devices::FwCfg::kRegionSize, fw_cfg_);
 
   acpi_pm_ = std::make_shared<devices::AcpiPm>(
       "acpi-pm", [&stop] { stop.request(kExitPoweredOff, "guest powered off (ACPI S5)"); },
-      std::make_shared<KvmIrqLine>(context_.vm, kSciGsi));
+      context_.interrupts.line(kSciGsi));
   map(context_.pio, devices::kPmIoBase, devices::kPmRegionSize, acpi_pm_);
 
 }
@@ -149,6 +140,11 @@ std::shared_ptr<io::Device> Platform::start_ioregionfd(const devices::DeviceSpec
   if (server == "thread") {
     channel = ioregionfd::start_thread_server(std::move(device), std::move(options));
   } else if (server == "process") {
+    if (devices::needs_machine(spec.type())) {
+      throw UsageError(fmt::format("--device {}: {} needs guest memory, interrupts and the VMM's event loop; an "
+                                   "iovmm-device process cannot serve it yet (use server=thread)",
+                                   spec.text(), spec.type()));
+    }
     // The device process builds its own instance from the device's own options.
     std::string device_text = spec.type();
     for (const auto& [key, value] : spec.options()) {
@@ -182,6 +178,14 @@ void Platform::create_user_device(const std::string& text) {
   devices::DeviceContext device_context;
   device_context.host.ioeventfd_any_length =
       context_.vm.system().check_extension(KVM_CAP_IOEVENTFD_ANY_LENGTH) > 0;
+  device_context.memory = &context_.memory;
+  device_context.watcher = &context_.watcher;
+  device_context.msi = &context_.interrupts;
+  // A device carried by ioregionfd gets every access through its server, doorbells included: the same whether the
+  // server is a thread or a process (which has no KVM to ask for an ioeventfd).
+  if (!choice.whole_device_ioregionfd()) device_context.doorbells = &context_.doorbells;
+  InterruptRouter& interrupts = context_.interrupts;
+  device_context.isa_irq = [&interrupts](uint32_t gsi) { return interrupts.line(gsi); };
   // The transport's options are not the device's: the device sees a spec without them.
   auto device_spec = devices::DeviceSpec::parse(text);
   for (const auto& [key, value] : spec.options()) {
@@ -195,23 +199,20 @@ void Platform::create_user_device(const std::string& text) {
 
   std::vector<unsigned> regions;
   if (auto pci = std::dynamic_pointer_cast<devices::PciDevice>(device)) {
-    if (next_pci_slot_ >= 32) throw UsageError(fmt::format("--device {}: no free PCI slot on bus 0", text));
-    pci->set_bar_observer(bar_mapper_->observer());
-    pci_root_->attach(next_pci_slot_++, 0, pci);
-    pci_devices_.push_back(pci);
+    attach_pci(spec, pci, built.pci_address);
+    for (const auto& [address, companion] : built.companions) attach_pci(spec, companion, address);
     for (unsigned bar = 0; bar < 6; ++bar) {
       if (pci->bar_spec(bar)) regions.push_back(bar);
     }
-  } else {
-    for (const auto& place : built.fixed_windows) {
-      map(place.space == io::Space::pio ? context_.pio : context_.mmio, place.base, place.size, device, place.region);
-      regions.push_back(place.region);
-    }
   }
-  // A device carried by ioregionfd gets every access through its server, doorbells included: the same whether the
-  // server is a thread or a process (which has no KVM to ask for an ioeventfd).
-  auto* testdev = dynamic_cast<devices::PciTestdev*>(device.get());
-  if (testdev && !carrier) testdev->set_doorbell_host(&context_.doorbells);
+  for (const auto& place : built.fixed_windows) {
+    map(place.space == io::Space::pio ? context_.pio : context_.mmio, place.base, place.size, device, place.region);
+    regions.push_back(place.region);
+  }
+  if (built.connect_virtio_mmio_irq) {
+    place_virtio_mmio(built);
+    regions.push_back(0);
+  }
 
   for (unsigned region : regions) {
     io::WindowBinding binding;
@@ -223,6 +224,51 @@ void Platform::create_user_device(const std::string& text) {
     bind(*device, {region}, std::move(binding));
   }
   user_devices_.push_back(device);
+}
+
+void Platform::attach_pci(const devices::DeviceSpec& spec, std::shared_ptr<devices::PciDevice> pci,
+                          std::optional<devices::PciAddress> address) {
+  if (!address) {
+    while (next_pci_slot_ < 32 && std::any_of(used_pci_addresses_.begin(), used_pci_addresses_.end(),
+                                              [&](const auto& used) { return used.slot == next_pci_slot_; })) {
+      ++next_pci_slot_;
+    }
+    if (next_pci_slot_ >= 32) throw UsageError(fmt::format("--device {}: no free PCI slot on bus 0", spec.text()));
+    address = devices::PciAddress{next_pci_slot_++, 0};
+  }
+  for (const auto& used : used_pci_addresses_) {
+    if (used.slot == address->slot && used.function == address->function) {
+      throw UsageError(fmt::format("--device {}: PCI address 00:{:02x}.{} is taken (by an earlier --device of the "
+                                   "same kind?)", spec.text(), address->slot, address->function));
+    }
+  }
+  used_pci_addresses_.push_back(*address);
+  pci->set_bar_observer(bar_mapper_->observer());
+  pci_root_->attach(address->slot, address->function, pci);
+  pci_devices_.push_back(pci);
+  if (uint8_t pin = pci->interrupt_pin(); pin != 0) {
+    uint8_t gsi = kPirqGsi[(address->slot + pin - 1) % 4];
+    pci->connect_intx(context_.interrupts.line(gsi), gsi);
+  }
+}
+
+void Platform::place_virtio_mmio(const devices::BuiltDevice& built) {
+  auto index = static_cast<unsigned>(virtio_mmio_devices_.size());
+  if (index >= kVirtioMmioSlots) {
+    throw UsageError(fmt::format("{}: at most {} virtio-mmio devices", built.device->name(), kVirtioMmioSlots));
+  }
+  boot::acpi::MmioDeviceConfig acpi;
+  acpi.hid = "LNRO0005";
+  acpi.uid = index;
+  acpi.mmio_base = kVirtioMmioBase + index * kVirtioMmioStride;
+  acpi.mmio_size = kVirtioMmioStride;
+  acpi.irq = kVirtioMmioFirstGsi + index;
+  acpi.level_triggered = true;
+  map(context_.mmio, acpi.mmio_base, acpi.mmio_size, built.device, 0);
+  built.connect_virtio_mmio_irq(context_.interrupts.line(acpi.irq));
+  virtio_mmio_devices_.push_back(acpi);
+  kernel_cmdline_ += fmt::format("{}virtio_mmio.device=512@{:#x}:{}", kernel_cmdline_.empty() ? "" : " ",
+                                 acpi.mmio_base, acpi.irq);
 }
 
 void Platform::create_pci() {
@@ -255,8 +301,8 @@ void Platform::fill_fw_cfg() {
   fw_cfg_->add_u16(devices::fw_cfg_key::kMaxCpus, static_cast<uint16_t>(config.cpus));
   fw_cfg_->add_u64(devices::fw_cfg_key::kRamSize, config.memory_bytes);
   // As QEMU does for -kernel/-append: the size counts the terminating NUL.
-  fw_cfg_->add_u32(devices::fw_cfg_key::kCmdlineSize, static_cast<uint32_t>(config.cmdline.size() + 1));
-  fw_cfg_->add_string(devices::fw_cfg_key::kCmdlineData, config.cmdline);
+  fw_cfg_->add_u32(devices::fw_cfg_key::kCmdlineSize, static_cast<uint32_t>(kernel_cmdline_.size() + 1));
+  fw_cfg_->add_string(devices::fw_cfg_key::kCmdlineData, kernel_cmdline_);
 }
 
 void Platform::write_acpi() {
@@ -268,6 +314,7 @@ void Platform::write_acpi() {
   acpi.sci_irq = kSciGsi;
   acpi.s5_sleep_type = devices::kS5SleepType;
   acpi.serial_ports = {{devices::Uart16550::kCom1Base, devices::Uart16550::kCom1Irq}};
+  acpi.mmio_devices = virtio_mmio_devices_;
   rsdp_address_ = boot::acpi::write_acpi_tables(context_.memory, acpi);
 }
 

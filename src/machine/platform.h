@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "common/fd.h"
+#include "boot/acpi/acpi.h"
 #include "devices/acpi_pm.h"
 #include "devices/debug_exit.h"
 #include "devices/fw_cfg.h"
@@ -18,6 +19,7 @@
 #include "devices/pci/pci_host_bridge.h"
 #include "devices/pci/pci_root.h"
 #include "devices/device_spec.h"
+#include "devices/factory.h"
 #include "devices/uart16550.h"
 #include "dispatch/ioregionfd/channel.h"
 #include "io/bus.h"
@@ -25,6 +27,7 @@
 #include "kvm/vm.h"
 #include "machine/config.h"
 #include "machine/event_loop.h"
+#include "machine/interrupts.h"
 #include "machine/stop.h"
 #include "memory/guest_memory.h"
 
@@ -37,6 +40,8 @@ struct PlatformContext {
   io::Bus& mmio;
   StopController& stop;
   io::DoorbellHost& doorbells;
+  io::FdWatcher& watcher;
+  InterruptRouter& interrupts;
   const MachineConfig& config;
 };
 
@@ -46,6 +51,9 @@ class Platform {
   ~Platform();
 
   [[nodiscard]] uint64_t rsdp_address() const { return rsdp_address_; }
+  // --append plus what the platform tells the kernel itself: virtio-mmio devices as Linux's
+  // virtio_mmio.device=512@BASE:IRQ, as QEMU's microvm does (auto-kernel-cmdline).
+  [[nodiscard]] const std::string& kernel_cmdline() const { return kernel_cmdline_; }
   // Standard input feeds COM1 while the guest has room for it.
   void attach_console(EventLoop& loop);
   void detach_console(EventLoop& loop);
@@ -55,6 +63,9 @@ class Platform {
   void create_devices();
   void create_pci();
   void create_user_device(const std::string& text);
+  void attach_pci(const devices::DeviceSpec& spec, std::shared_ptr<devices::PciDevice> pci,
+                  std::optional<devices::PciAddress> address);
+  void place_virtio_mmio(const devices::BuiltDevice& built);
   void bind(const io::Device& device, const std::vector<unsigned>& regions, io::WindowBinding binding);
   // Starts the device server that carries a dispatch=ioregionfd device; returns the proxy for its windows.
   std::shared_ptr<io::Device> start_ioregionfd(const devices::DeviceSpec& spec, std::shared_ptr<io::Device> device);
@@ -73,6 +84,9 @@ class Platform {
   std::vector<std::shared_ptr<io::Device>> user_devices_;
   std::vector<std::unique_ptr<dispatch::ioregionfd::Channel>> ioregionfd_channels_;
   unsigned next_pci_slot_ = 2;  // QEMU -M pc: 0 host bridge, 1 PIIX; -device functions start at 2
+  std::vector<devices::PciAddress> used_pci_addresses_;
+  std::vector<boot::acpi::MmioDeviceConfig> virtio_mmio_devices_;
+  std::string kernel_cmdline_;
   uint64_t rsdp_address_ = 0;
   bool console_attached_ = false;
   Fd console_retry_timer_;

@@ -22,9 +22,11 @@ nlohmann::json nonzero_kvm_stats(const kvm::Stats& stats) {
 
 // The register's name from the device's table, or its offset when the window has no table.
 std::string register_name(const io::Window& window, uint64_t offset, unsigned size) {
+  // A string transfer (rep ins/outs) is counted as one access of all its bytes: name the register it repeats on.
+  const unsigned element = size > 8 ? 1 : size;
   for (const auto& block : window.device->register_blocks()) {
     if (block.region != window.region) continue;
-    if (const io::Register* reg = io::find_register(block.registers, offset, size)) return std::string(reg->name);
+    if (const io::Register* reg = io::find_register(block.registers, offset, element)) return std::string(reg->name);
   }
   return fmt::format("{:#x}", offset);
 }
@@ -68,6 +70,12 @@ nlohmann::json memory_footprint() {
 
 }  // namespace
 
+nlohmann::json device_accesses(const io::Bus& pio, const io::Bus& mmio) {
+  nlohmann::json windows = bus_windows(pio);
+  for (auto& w : bus_windows(mmio)) windows.push_back(std::move(w));
+  return windows;
+}
+
 nlohmann::json collect_stats(const StatsInput& input) {
   nlohmann::json stats;
   stats["exit_status"] = input.exit_status;
@@ -95,9 +103,8 @@ nlohmann::json collect_stats(const StatsInput& input) {
   stats["user_exits"] = total_exits;
   stats["vcpus"] = vcpus;
 
-  nlohmann::json windows = bus_windows(input.pio);
-  for (auto& w : bus_windows(input.mmio)) windows.push_back(std::move(w));
-  stats["devices"] = windows;
+  stats["devices"] = device_accesses(input.pio, input.mmio);
+  stats["markers"] = input.markers;
   stats["unmapped"] = {{"pio", {{"reads", input.pio.unmapped_reads()}, {"writes", input.pio.unmapped_writes()}}},
                        {"mmio", {{"reads", input.mmio.unmapped_reads()}, {"writes", input.mmio.unmapped_writes()}}}};
   try {

@@ -24,7 +24,11 @@ struct StatsInput {
   const std::vector<std::unique_ptr<VcpuRunner>>& runners;
   const kvm::Vm& vm;
   std::string vmcall_carrier;
+  const nlohmann::json& markers;
 };
+
+// Every window's access counts, by register, size, direction and path: the "devices" list of the statistics.
+[[nodiscard]] nlohmann::json device_accesses(const io::Bus& pio, const io::Bus& mmio);
 
 [[nodiscard]] nlohmann::json collect_stats(const StatsInput& input);
 // Human-readable, on stderr (stdout belongs to the guest's console).

@@ -203,17 +203,28 @@ void VcpuRunner::handle_pio() {
     handle_hypercall_port();
     return;
   }
-  // String I/O (rep ins/outs) arrives as `count` elements back to back; each is one access on the bus.
-  uint8_t* data = reinterpret_cast<uint8_t*>(run) + io.data_offset;
-  for (uint32_t i = 0; i < io.count; ++i, data += io.size) {
-    uint64_t value = 0;
-    if (io.direction == KVM_EXIT_IO_OUT) {
-      std::memcpy(&value, data, io.size);
-      (void)pio_.write(io.port, io.size, value);
-    } else {
-      (void)pio_.read(io.port, io.size, value);
-      std::memcpy(data, &value, io.size);
+  if (io.port == kMarkerPort && io.direction == KVM_EXIT_IO_OUT && io.size == 1 && io.count == 1 && marker_handler_) {
+    uint8_t value = *(reinterpret_cast<uint8_t*>(run) + io.data_offset);
+    if (value == kMarkerBegin || value == kMarkerEnd) {
+      uint64_t exits = 0;
+      for (uint64_t count : exit_counts_) exits += count;
+      marker_handler_(vcpu_.id(), value, exits);
     }
+  }
+  uint8_t* data = reinterpret_cast<uint8_t*>(run) + io.data_offset;
+  auto direction = io.direction == KVM_EXIT_IO_OUT ? io::Direction::write : io::Direction::read;
+  if (io.count > 1) {
+    // rep ins/outs: KVM hands over a whole chunk (up to a page) per exit.
+    (void)pio_.transfer_string(direction, io.port, io.size, io.count, data);
+    return;
+  }
+  uint64_t value = 0;
+  if (direction == io::Direction::write) {
+    std::memcpy(&value, data, io.size);
+    (void)pio_.write(io.port, io.size, value);
+  } else {
+    (void)pio_.read(io.port, io.size, value);
+    std::memcpy(data, &value, io.size);
   }
 }
 

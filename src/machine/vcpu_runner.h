@@ -8,6 +8,7 @@
 #include <atomic>
 #include <cstdint>
 #include <string>
+#include <functional>
 #include <thread>
 
 #include "io/bus.h"
@@ -49,6 +50,15 @@ class VcpuRunner {
   [[nodiscard]] const std::array<uint64_t, kExitReasons>& exit_counts() const { return exit_counts_; }
   [[nodiscard]] const kvm::Stats& kvm_stats() const { return stats_; }
 
+  // Benchmark markers: a guest writes 0xB0 to port 0x80 before a measured loop and 0xE0 after it (the same
+  // markers QEMU's kvm_pio trace shows). The handler learns the value and this vCPU's user-space exits so far,
+  // on this vCPU's thread, before the write goes on to the bus. Set before start().
+  static constexpr uint16_t kMarkerPort = 0x80;
+  static constexpr uint8_t kMarkerBegin = 0xB0;
+  static constexpr uint8_t kMarkerEnd = 0xE0;
+  using MarkerHandler = std::function<void(uint32_t vcpu, uint8_t value, uint64_t user_exits)>;
+  void set_marker_handler(MarkerHandler handler) { marker_handler_ = std::move(handler); }
+
   // Installs the no-op signal handler used for kicks; call once per process before any runner starts.
   static void install_kick_signal();
 
@@ -75,6 +85,7 @@ class VcpuRunner {
   std::atomic<uint64_t> probes_answered_{0};
   std::atomic<VcpuActivity> activity_{VcpuActivity::running};
   std::array<uint64_t, kExitReasons> exit_counts_{};
+  MarkerHandler marker_handler_;
 };
 
 [[nodiscard]] const char* exit_reason_name(uint32_t reason);

@@ -185,7 +185,7 @@ void PciDevice::write_header(unsigned offset, unsigned size, uint32_t value) {
     } else {
       uint8_t writable = writable_[byte_offset];
       config_[byte_offset] = static_cast<uint8_t>((config_[byte_offset] & ~writable) | (byte & writable));
-      if (byte_offset == kCommand) decode_may_change = true;
+      if (byte_offset == kCommand || byte_offset == kCommand + 1) decode_may_change = true;
     }
   }
   for (unsigned slot = 0; slot < kBarCount; ++slot) {
@@ -317,12 +317,12 @@ void PciDevice::publish_bar_changes() {
 }
 
 uint64_t PciDevice::read(unsigned region, uint64_t offset, unsigned size) {
-  if (!bar_spec(region)) return ~0ull;
+  if (region < pci_config::kBarCount && !bar_spec(region)) return ~0ull;
   return bar_read(region, offset, size);
 }
 
 void PciDevice::write(unsigned region, uint64_t offset, unsigned size, uint64_t value) {
-  if (!bar_spec(region)) return;
+  if (region < pci_config::kBarCount && !bar_spec(region)) return;
   bar_write(region, offset, size, value);
 }
 

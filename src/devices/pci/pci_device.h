@@ -122,7 +122,9 @@ class PciDevice : public io::Device, public std::enable_shared_from_this<PciDevi
   [[nodiscard]] uint32_t class_code() const;
   [[nodiscard]] uint8_t interrupt_pin() const { return config_[pci_config::kInterruptPin]; }
 
-  // BAR accesses: `region` is the BAR index. Forwarded to bar_read/bar_write; unknown regions read all-ones.
+  // BAR accesses: `region` is the BAR index. Forwarded to bar_read/bar_write; BARs the device lacks read all-ones.
+  // Regions 6 and up are windows at fixed places that some functions decode besides their BARs (IDE's legacy
+  // ports in compatibility mode); they are forwarded too.
   [[nodiscard]] uint64_t read(unsigned region, uint64_t offset, unsigned size) final;
   void write(unsigned region, uint64_t offset, unsigned size, uint64_t value) final;
 

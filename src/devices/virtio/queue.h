@@ -74,6 +74,19 @@ class Virtqueue {
   [[nodiscard]] uint16_t used_index() const { return used_idx_; }
 
  private:
+  // The ring addresses check_rings() last accepted; the guest may rewrite them before the queue is used again.
+  struct RingLayout {
+    uint16_t size;
+    uint64_t desc, avail, used;
+    bool operator==(const RingLayout&) const = default;
+  };
+  void check_rings(const GuestMemory& memory);
+  [[nodiscard]] uint16_t read_u16(const GuestMemory& memory, uint64_t gpa, const char* what) const;
+  void write_u16(GuestMemory& memory, uint64_t gpa, uint16_t value, const char* what) const;
+  void walk_chain(const GuestMemory& memory, uint16_t head, std::vector<Descriptor>& out) const;
+  void walk_indirect(const GuestMemory& memory, uint16_t from, uint64_t table, uint32_t table_len,
+                     std::vector<Descriptor>& out) const;
+
   uint16_t max_size_;
   uint16_t size_;
   uint64_t desc_ = 0;
@@ -84,7 +97,9 @@ class Virtqueue {
   bool indirect_ = false;
   uint16_t last_avail_ = 0;
   uint16_t used_idx_ = 0;
-  uint16_t signalled_used_ = 0;  // used index at the last interrupt decision (event index)
+  uint16_t signalled_used_ = 0;  // used index at the last interrupt decision
+  bool notifications_ = true;    // set_notifications(): whether pop() keeps avail_event up to date
+  std::optional<RingLayout> checked_;
 };
 
 }  // namespace iovmm::devices::virtio

@@ -20,8 +20,9 @@ extern char** environ;
 
 namespace iovmm::test {
 
-RunResult run_program(const std::string& program, const std::vector<std::string>& args, int timeout_s,
-                      int signal_number, int signal_after_ms) {
+namespace {
+RunResult run(const std::string& program, const std::vector<std::string>& args, int timeout_s, int signal_number,
+              int signal_after_ms, const std::string& signal_on_line) {
   int out_pipe[2], err_pipe[2];
   if (pipe2(out_pipe, O_CLOEXEC) != 0 || pipe2(err_pipe, O_CLOEXEC) != 0) throw std::runtime_error("pipe2");
   posix_spawn_file_actions_t actions;
@@ -52,7 +53,9 @@ RunResult run_program(const std::string& program, const std::vector<std::string>
   int open_fds = 2;
   while (open_fds > 0) {
     auto now = std::chrono::steady_clock::now();
-    if (!signalled && now - start >= std::chrono::milliseconds(signal_after_ms)) {
+    const bool line_seen = !signal_on_line.empty() && result.out.find(signal_on_line) != std::string::npos;
+    const bool time_up = signal_on_line.empty() && now - start >= std::chrono::milliseconds(signal_after_ms);
+    if (!signalled && (line_seen || time_up)) {
       kill(pid, signal_number);
       signalled = true;
     }
@@ -82,6 +85,18 @@ RunResult run_program(const std::string& program, const std::vector<std::string>
   waitpid(pid, &status, 0);
   result.status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   return result;
+}
+
+}  // namespace
+
+RunResult run_program(const std::string& program, const std::vector<std::string>& args, int timeout_s,
+                      int signal_number, int signal_after_ms) {
+  return run(program, args, timeout_s, signal_number, signal_after_ms, "");
+}
+
+RunResult run_program_until(const std::string& program, const std::vector<std::string>& args, const std::string& line,
+                            int signal_number, int timeout_s) {
+  return run(program, args, timeout_s, signal_number, 0, line);
 }
 
 RunResult run_vmm(const std::vector<std::string>& args, int timeout_s) {

@@ -18,6 +18,11 @@ struct RunResult {
 RunResult run_program(const std::string& program, const std::vector<std::string>& args, int timeout_s = 60,
                       int signal_number = 0, int signal_after_ms = 0);
 
+// Sends `signal_number` as soon as standard output contains `line` (a guest saying it reached a point), then
+// collects the rest as run_program does.
+RunResult run_program_until(const std::string& program, const std::vector<std::string>& args, const std::string& line,
+                            int signal_number, int timeout_s = 60);
+
 // The iovmm binary under test.
 RunResult run_vmm(const std::vector<std::string>& args, int timeout_s = 60);
 
