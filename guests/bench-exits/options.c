@@ -1,26 +1,10 @@
 #include "options.h"
 
+#include "cmdline.h"
 #include "mem.h"
 #include "printf.h"
 
 #define DEFAULT_GOAL (1ull << 26)
-
-static int parse_u64(const char *s, size_t len, uint64_t *out)
-{
-    uint64_t v = 0;
-    if (len == 0)
-        return -1;
-    for (size_t i = 0; i < len; i++) {
-        if (s[i] < '0' || s[i] > '9')
-            return -1;
-        uint64_t digit = (uint64_t)(s[i] - '0');
-        if (v > (~0ull - digit) / 10)
-            return -1;
-        v = v * 10 + digit;
-    }
-    *out = v;
-    return 0;
-}
 
 static int starts_with(const char *word, size_t len, const char *key)
 {
@@ -71,12 +55,12 @@ static int parse_kinds(const char *s, size_t len, struct options *o)
 static int parse_word(const char *w, size_t len, struct options *o)
 {
     if (starts_with(w, len, "goal="))
-        return parse_u64(w + 5, len - 5, &o->goal);
+        return cmdline_u64(w + 5, len - 5, &o->goal);
     if (starts_with(w, len, "cpl0_goal="))
-        return parse_u64(w + 10, len - 10, &o->cpl0_goal);
+        return cmdline_u64(w + 10, len - 10, &o->cpl0_goal);
     if (starts_with(w, len, "iterations=")) {
         o->fixed_iterations = 1;
-        return parse_u64(w + 11, len - 11, &o->iterations);
+        return cmdline_u64(w + 11, len - 11, &o->iterations);
     }
     if (starts_with(w, len, "modes="))
         return parse_modes(w + 6, len - 6, o);

@@ -1,34 +1,16 @@
 #include "options.h"
 
+#include "cmdline.h"
 #include "mem.h"
 #include "printf.h"
 
 #define MAX_BLOCK_SIZE (1u << 20)
 
-static int parse_u64(const char *s, size_t len, uint64_t *out)
-{
-    uint64_t v = 0;
-    if (len == 0)
-        return -1;
-    for (size_t i = 0; i < len; i++) {
-        if (s[i] < '0' || s[i] > '9')
-            return -1;
-        uint64_t digit = (uint64_t)(s[i] - '0');
-        if (v > (~0ull - digit) / 10)
-            return -1;
-        v = v * 10 + digit;
-    }
-    *out = v;
-    return 0;
-}
-
-static int is(const char *s, size_t len, const char *word) { return strlen(word) == len && strncmp(s, word, len) == 0; }
-
 static int parse_bool(const char *s, size_t len, int *out)
 {
-    if (is(s, len, "on") || is(s, len, "1") || is(s, len, "yes"))
+    if (cmdline_is(s, len, "on") || cmdline_is(s, len, "1") || cmdline_is(s, len, "yes"))
         *out = 1;
-    else if (is(s, len, "off") || is(s, len, "0") || is(s, len, "no"))
+    else if (cmdline_is(s, len, "off") || cmdline_is(s, len, "0") || cmdline_is(s, len, "no"))
         *out = 0;
     else
         return -1;
@@ -45,7 +27,7 @@ static int parse_list(const char *s, size_t len, uint32_t *out, int *n, uint64_t
         while (j < len && s[j] != ',')
             j++;
         uint64_t v;
-        if (*n == OPT_LIST_MAX || parse_u64(s + i, j - i, &v) || v == 0 || v > max)
+        if (*n == OPT_LIST_MAX || cmdline_u64(s + i, j - i, &v) || v == 0 || v > max)
             return -1;
         out[(*n)++] = (uint32_t)v;
         i = j + 1;
@@ -65,13 +47,13 @@ static int parse_word(const char *w, size_t len, struct options *o)
     if (starts(w, len, "transport=")) {
         const char *v = w + 10;
         size_t n = len - 10;
-        if (is(v, n, "auto"))
+        if (cmdline_is(v, n, "auto"))
             o->transport = VBLK_AUTO;
-        else if (is(v, n, "mmio"))
+        else if (cmdline_is(v, n, "mmio"))
             o->transport = VBLK_MMIO;
-        else if (is(v, n, "pci"))
+        else if (cmdline_is(v, n, "pci"))
             o->transport = VBLK_PCI;
-        else if (is(v, n, "pci-legacy"))
+        else if (cmdline_is(v, n, "pci-legacy"))
             o->transport = VBLK_PCI_LEGACY;
         else
             return -1;
@@ -80,9 +62,9 @@ static int parse_word(const char *w, size_t len, struct options *o)
     if (starts(w, len, "completion=")) {
         const char *v = w + 11;
         size_t n = len - 11;
-        if (is(v, n, "poll"))
+        if (cmdline_is(v, n, "poll"))
             o->use_irq = 0;
-        else if (is(v, n, "irq"))
+        else if (cmdline_is(v, n, "irq"))
             o->use_irq = 1;
         else
             return -1;
@@ -99,17 +81,17 @@ static int parse_word(const char *w, size_t len, struct options *o)
     if (starts(w, len, "qd="))
         return parse_list(VALUE("qd="), o->qd, &o->n_qd, VBLK_MAX_SLOTS);
     if (starts(w, len, "requests="))
-        return parse_u64(VALUE("requests="), &o->requests);
+        return cmdline_u64(VALUE("requests="), &o->requests);
     if (starts(w, len, "seconds="))
-        return parse_u64(VALUE("seconds="), &o->seconds);
+        return cmdline_u64(VALUE("seconds="), &o->seconds);
     if (starts(w, len, "pattern="))
         return parse_bool(VALUE("pattern="), &o->pattern);
     if (starts(w, len, "pattern_start="))
-        return parse_u64(VALUE("pattern_start="), &o->pattern_start);
+        return cmdline_u64(VALUE("pattern_start="), &o->pattern_start);
     if (starts(w, len, "pattern_sectors="))
-        return parse_u64(VALUE("pattern_sectors="), &o->pattern_sectors);
+        return cmdline_u64(VALUE("pattern_sectors="), &o->pattern_sectors);
     if (starts(w, len, "seed="))
-        return parse_u64(VALUE("seed="), &o->seed);
+        return cmdline_u64(VALUE("seed="), &o->seed);
     if (starts(w, len, "verify_only="))
         return parse_bool(VALUE("verify_only="), &o->verify_only);
     if (starts(w, len, "bench="))
@@ -121,19 +103,19 @@ static int parse_word(const char *w, size_t len, struct options *o)
     if (starts(w, len, "mmio_trigger=")) {
         const char *v = w + 13;
         size_t n = len - 13;
-        if (is(v, n, "level"))
+        if (cmdline_is(v, n, "level"))
             o->mmio_level = 1;
-        else if (is(v, n, "edge"))
+        else if (cmdline_is(v, n, "edge"))
             o->mmio_level = 0;
         else
             return -1;
         return 0;
     }
     if (starts(w, len, "tsc_khz="))
-        return parse_u64(VALUE("tsc_khz="), &o->tsc_khz);
+        return cmdline_u64(VALUE("tsc_khz="), &o->tsc_khz);
     if (starts(w, len, "queue_size=")) {
         uint64_t v;
-        if (parse_u64(VALUE("queue_size="), &v) || v == 0 || v > VIRTIO_MAX_QUEUE_SIZE)
+        if (cmdline_u64(VALUE("queue_size="), &v) || v == 0 || v > VIRTIO_MAX_QUEUE_SIZE)
             return -1;
         o->queue_size = (uint32_t)v;
         return 0;

@@ -1,35 +1,14 @@
 #include "options.h"
 
+#include "cmdline.h"
 #include "mem.h"
 #include "printf.h"
 
-static int parse_u64(const char *s, size_t len, uint64_t *out)
-{
-    uint64_t v = 0;
-    if (len == 0)
-        return -1;
-    for (size_t i = 0; i < len; i++) {
-        if (s[i] < '0' || s[i] > '9')
-            return -1;
-        uint64_t digit = (uint64_t)(s[i] - '0');
-        if (v > (~0ull - digit) / 10)
-            return -1;
-        v = v * 10 + digit;
-    }
-    *out = v;
-    return 0;
-}
-
-static int is(const char *s, size_t len, const char *word)
-{
-    return strlen(word) == len && strncmp(s, word, len) == 0;
-}
-
 static int parse_on_off(const char *s, size_t len, int *out)
 {
-    if (is(s, len, "on"))
+    if (cmdline_is(s, len, "on"))
         *out = 1;
-    else if (is(s, len, "off"))
+    else if (cmdline_is(s, len, "off"))
         *out = 0;
     else
         return -1;
@@ -57,11 +36,11 @@ static int for_each_item(const char *s, size_t len, struct options *o,
 static int mode_item(const char *s, size_t len, struct options *o)
 {
     enum ata_mode m;
-    if (is(s, len, "pio"))
+    if (cmdline_is(s, len, "pio"))
         m = ATA_MODE_PIO;
-    else if (is(s, len, "multiple"))
+    else if (cmdline_is(s, len, "multiple"))
         m = ATA_MODE_MULTIPLE;
-    else if (is(s, len, "dma"))
+    else if (cmdline_is(s, len, "dma"))
         m = ATA_MODE_DMA;
     else
         return -1;
@@ -74,9 +53,9 @@ static int mode_item(const char *s, size_t len, struct options *o)
 static int completion_item(const char *s, size_t len, struct options *o)
 {
     enum completion c;
-    if (is(s, len, "poll"))
+    if (cmdline_is(s, len, "poll"))
         c = COMPLETION_POLL;
-    else if (is(s, len, "irq"))
+    else if (cmdline_is(s, len, "irq"))
         c = COMPLETION_IRQ;
     else
         return -1;
@@ -89,7 +68,7 @@ static int completion_item(const char *s, size_t len, struct options *o)
 static int bs_item(const char *s, size_t len, struct options *o)
 {
     uint64_t v;
-    if (parse_u64(s, len, &v) || v == 0 || v % ATA_SECTOR_SIZE || v > OPT_BS_MAX || o->n_bs == OPT_MAX_BS)
+    if (cmdline_u64(s, len, &v) || v == 0 || v % ATA_SECTOR_SIZE || v > OPT_BS_MAX || o->n_bs == OPT_MAX_BS)
         return -1;
     o->bs[o->n_bs++] = (uint32_t)v;
     return 0;
@@ -113,15 +92,15 @@ static int parse_word(const char *w, size_t len, struct options *o)
         return for_each_item(v, VLEN("bs="), o, bs_item);
     }
     if ((v = VALUE("requests=")))
-        return parse_u64(v, VLEN("requests="), &o->requests);
+        return cmdline_u64(v, VLEN("requests="), &o->requests);
     if ((v = VALUE("pattern=")))
         return parse_on_off(v, VLEN("pattern="), &o->pattern);
     if ((v = VALUE("pattern_start=")))
-        return parse_u64(v, VLEN("pattern_start="), &o->pattern_start);
+        return cmdline_u64(v, VLEN("pattern_start="), &o->pattern_start);
     if ((v = VALUE("pattern_sectors=")))
-        return parse_u64(v, VLEN("pattern_sectors="), &o->pattern_sectors);
+        return cmdline_u64(v, VLEN("pattern_sectors="), &o->pattern_sectors);
     if ((v = VALUE("seed=")))
-        return parse_u64(v, VLEN("seed="), &o->seed);
+        return cmdline_u64(v, VLEN("seed="), &o->seed);
     if ((v = VALUE("verify_only="))) {
         int on;
         if (parse_on_off(v, VLEN("verify_only="), &on))
@@ -136,18 +115,18 @@ static int parse_word(const char *w, size_t len, struct options *o)
         return parse_on_off(v, VLEN("bench="), &o->bench);
     if ((v = VALUE("multiple="))) {
         uint64_t n;
-        if (parse_u64(v, VLEN("multiple="), &n) || n == 0 || n > 128 || (n & (n - 1)))
+        if (cmdline_u64(v, VLEN("multiple="), &n) || n == 0 || n > 128 || (n & (n - 1)))
             return -1;
         o->multiple = (unsigned)n;
         return 0;
     }
     if ((v = VALUE("lba="))) {
         size_t n = VLEN("lba=");
-        if (is(v, n, "auto"))
+        if (cmdline_is(v, n, "auto"))
             o->lba = ATA_LBA_AUTO;
-        else if (is(v, n, "28"))
+        else if (cmdline_is(v, n, "28"))
             o->lba = ATA_LBA_28;
-        else if (is(v, n, "48"))
+        else if (cmdline_is(v, n, "48"))
             o->lba = ATA_LBA_48;
         else
             return -1;

@@ -2,9 +2,6 @@
 
 #include <CLI/CLI.hpp>
 #include <fmt/core.h>
-#include <unistd.h>
-
-#include <filesystem>
 #include <optional>
 
 #include "cli/bench_io.h"
@@ -45,13 +42,15 @@ std::vector<std::string> qemu_machine(const std::string& transport) {
           transport == "pci" ? "virtio-blk-pci,drive=d0,disable-legacy=on" : "virtio-blk-pci,drive=d0"};
 }
 
-std::vector<IoBenchConfiguration> configurations(const BenchDiskOptions& options, const std::string& iovmm,
-                                                 const std::string& guest, const std::string& image) {
+std::vector<IoBenchConfiguration> configurations(const BenchDiskOptions& options, const IoBenchSetup& setup) {
+  const std::string& iovmm = setup.iovmm;
+  const std::string& guest = setup.guest;
+  const std::string& image = setup.image;
   std::vector<IoBenchConfiguration> list;
   for (const auto& transport : split_list(options.transports)) {
     const std::string append =
         fmt::format("transport={} completion=poll bs={} qd={} requests={} pattern=off", transport,
-                    options.block_sizes, options.queue_depths, options.requests);
+                    options.common.block_sizes, options.queue_depths, options.common.requests);
     for (const auto& dispatch : split_list(options.dispatches)) {
       const std::string device = fmt::format("virtio-blk,file={},{},{}", image, *transport_options(transport),
                                              *dispatch_options(dispatch));
@@ -59,9 +58,9 @@ std::vector<IoBenchConfiguration> configurations(const BenchDiskOptions& options
                       {iovmm, "run", "--kernel", guest, "--append", append, "--no-console-input", "--memory", "256M",
                        "--poll-us", dispatch.ends_with("+poll") ? kPollMicroseconds : "0", "--device", device}});
     }
-    if (options.no_qemu) continue;
+    if (options.common.no_qemu) continue;
     IoBenchConfiguration qemu{"qemu", transport, "-",
-                              {options.qemu, "-enable-kvm", "-cpu", "host,-arch-capabilities", "-m", "256",
+                              {options.common.qemu, "-enable-kvm", "-cpu", "host,-arch-capabilities", "-m", "256",
                                "-nodefaults", "-nographic", "-serial", "stdio", "-device",
                                "isa-debug-exit,iobase=0xf4,iosize=4", "-drive",
                                fmt::format("id=d0,file={},format=raw,if=none", image)}};
@@ -77,44 +76,16 @@ std::vector<IoBenchConfiguration> configurations(const BenchDiskOptions& options
 CLI::App* add_bench_disk_subcommand(CLI::App& parent, BenchDiskOptions& options) {
   CLI::App* disk = parent.add_subcommand(
       "disk", "Sequential virtio-blk reads per transport and dispatch choice, side by side with QEMU");
-  disk->add_option("--rounds", options.rounds, "Rounds (each runs every configuration once)")
-      ->check(CLI::Range(1, 1000))
-      ->capture_default_str();
-  disk->add_option("--json", options.json_path, "Write the rows as JSON to FILE");
-  disk->add_option("--qemu", options.qemu, "QEMU binary")->capture_default_str();
-  disk->add_flag("--no-qemu", options.no_qemu, "Do not run QEMU");
-  disk->add_option("--iovmm", options.iovmm, "The iovmm binary to benchmark (default: this one)");
-  disk->add_option("--guest", options.guest, "The disk guest (default: guests/disk-bench.elf next to iovmm)");
-  disk->add_option("--image-dir", options.image_dir, "Where the image is made (tmpfs)")->capture_default_str();
-  disk->add_option("--image-mib", options.image_mib, "Image size in MiB")
-      ->check(CLI::Range(uint64_t{8}, uint64_t{1} << 16))
-      ->capture_default_str();
-  disk->add_option("--requests", options.requests, "Requests per row and round")
-      ->check(CLI::Range(uint64_t{1}, uint64_t{1} << 24))
-      ->capture_default_str();
-  disk->add_option("--block-sizes", options.block_sizes, "Request sizes in bytes")->capture_default_str();
+  add_io_bench_options(*disk, options.common);
   disk->add_option("--queue-depths", options.queue_depths, "Requests in flight")->capture_default_str();
   disk->add_option("--transports", options.transports, "mmio, pci, pci-legacy")->capture_default_str();
   disk->add_option("--dispatches", options.dispatches,
                    "exit, ioeventfd, partial, ioregionfd; +poll adds --poll-us 50 (e.g. ioeventfd+poll)")
       ->capture_default_str();
-  disk->add_flag("--no-exit-counts", [&options](int64_t) { options.count_qemu_exits = false; },
-                 "Skip the perf run that counts QEMU's user-space exits");
   return disk;
 }
 
 int run_bench_disk(const BenchDiskOptions& options) {
-  const auto iovmm = iovmm_binary(options.iovmm);
-  const std::string guest = guest_path(options.guest, "disk-bench.elf");
-  if (!iovmm) {
-    fmt::print(stderr, "iovmm: bench disk: cannot find the iovmm binary\n");
-    return kUsageStatus;
-  }
-  if (!std::filesystem::is_regular_file(guest)) {
-    fmt::print(stderr, "iovmm: bench disk: guest {} not found (build target guest-disk-bench, or pass --guest)\n",
-               guest);
-    return kUsageStatus;
-  }
   for (const auto& dispatch : split_list(options.dispatches)) {
     if (!dispatch_options(dispatch)) {
       fmt::print(stderr, "iovmm: bench disk: --dispatches {}: expected exit, ioeventfd, partial or ioregionfd, "
@@ -128,15 +99,8 @@ int run_bench_disk(const BenchDiskOptions& options) {
       return kUsageStatus;
     }
   }
-  if (::access("/dev/kvm", R_OK | W_OK) != 0) {
-    fmt::print(stderr, "iovmm: bench disk: /dev/kvm is not usable\n");
-    return kUsageStatus;
-  }
-  const auto image = make_bench_image(options.image_dir, "disk", options.image_mib);
-  if (!image) {
-    fmt::print(stderr, "iovmm: bench disk: cannot write a {} MiB image in {}\n", options.image_mib, options.image_dir);
-    return kUsageStatus;
-  }
+  const auto setup = prepare_io_bench("disk", options.common, "disk-bench.elf");
+  if (!setup) return kUsageStatus;
 
   IoBenchSpec spec;
   spec.name = "disk";
@@ -151,15 +115,10 @@ int run_bench_disk(const BenchDiskOptions& options) {
                           {"queue_depth", std::stoull(f.at("queue_depth"))}};
   };
   IoBenchRun run;
-  run.rounds = options.rounds;
-  run.count_qemu_exits = options.count_qemu_exits && !options.no_qemu;
-  run.json_path = options.json_path;
   run.title = fmt::format("disk: sequential reads, {} requests per row and round, {} rounds, {} MiB image in {}",
-                          options.requests, options.rounds, options.image_mib, options.image_dir);
-  run.json_header = {{"requests_per_row", options.requests}, {"image_mib", options.image_mib}};
-  const int status = run_io_bench(spec, configurations(options, *iovmm, guest, *image), run);
-  std::filesystem::remove(*image);
-  return status;
+                          options.common.requests, options.common.rounds, options.common.image_mib,
+                          options.common.image_dir);
+  return run_io_bench(spec, configurations(options, *setup), run, options.common, *setup);
 }
 
 }  // namespace iovmm::cli

@@ -5,30 +5,17 @@
 // transport; optionally writes JSON. See docs/BENCHMARKS.md.
 #pragma once
 
-#include <cstdint>
 #include <string>
 
-namespace CLI {
-class App;
-}
+#include "cli/bench_io.h"
 
 namespace iovmm::cli {
 
 struct BenchDiskOptions {
-  int rounds = 5;
-  std::string json_path;
-  std::string qemu = "qemu-system-x86_64";
-  bool no_qemu = false;
-  std::string guest;  // empty: guests/disk-bench.elf next to iovmm
-  std::string iovmm;  // empty: this program
-  std::string image_dir = "/dev/shm";
-  uint64_t image_mib = 256;
-  uint64_t requests = 2000;  // per row and round
-  std::string block_sizes = "4096,65536";
+  IoBenchOptions common{.image_mib = 256, .requests = 2000};
   std::string queue_depths = "1,32";
   std::string transports = "mmio,pci,pci-legacy";
   std::string dispatches = "exit,ioeventfd,ioeventfd+poll,partial,ioregionfd";
-  bool count_qemu_exits = true;
 };
 
 CLI::App* add_bench_disk_subcommand(CLI::App& parent, BenchDiskOptions& options);

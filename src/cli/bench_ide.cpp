@@ -2,9 +2,6 @@
 
 #include <CLI/CLI.hpp>
 #include <fmt/core.h>
-#include <unistd.h>
-
-#include <filesystem>
 
 #include "cli/bench_io.h"
 #include "cli/bench_support.h"
@@ -39,19 +36,21 @@ std::optional<std::string> dispatch_options(const std::string& dispatch) {
   return std::nullopt;
 }
 
-std::vector<IoBenchConfiguration> configurations(const BenchIdeOptions& options, const std::string& iovmm,
-                                                 const std::string& guest, const std::string& image) {
+std::vector<IoBenchConfiguration> configurations(const BenchIdeOptions& options, const IoBenchSetup& setup) {
+  const std::string& iovmm = setup.iovmm;
+  const std::string& guest = setup.guest;
+  const std::string& image = setup.image;
   const std::string append = fmt::format("mode={} bs={} completion=poll requests={} pattern=off", options.modes,
-                                         options.block_sizes, options.requests);
+                                         options.common.block_sizes, options.common.requests);
   std::vector<IoBenchConfiguration> list;
   for (const auto& dispatch : split_list(options.dispatches)) {
     list.push_back({"iovmm", dispatch, "*",
                     {iovmm, "run", "--kernel", guest, "--append", append, "--no-console-input", "--memory", "256M",
                      "--device", fmt::format("ide,file={},{}", image, *dispatch_options(dispatch))}});
   }
-  if (!options.no_qemu) {
+  if (!options.common.no_qemu) {
     list.push_back({"qemu", "-", "*",
-                    {options.qemu, "-M", "pc", "-enable-kvm", "-cpu", "host,-arch-capabilities", "-m", "256",
+                    {options.common.qemu, "-M", "pc", "-enable-kvm", "-cpu", "host,-arch-capabilities", "-m", "256",
                      "-nodefaults", "-nographic", "-serial", "stdio", "-device",
                      "isa-debug-exit,iobase=0xf4,iosize=4", "-drive",
                      fmt::format("file={},format=raw,if=ide", image), "-kernel", guest, "-append", append}});
@@ -64,40 +63,13 @@ std::vector<IoBenchConfiguration> configurations(const BenchIdeOptions& options,
 CLI::App* add_bench_ide_subcommand(CLI::App& parent, BenchIdeOptions& options) {
   CLI::App* ide = parent.add_subcommand(
       "ide", "IDE reads in PIO, PIO-multiple and DMA mode, exits per register, iovmm exit/partial vs QEMU");
-  ide->add_option("--rounds", options.rounds, "Rounds (each runs every configuration once)")
-      ->check(CLI::Range(1, 1000))
-      ->capture_default_str();
-  ide->add_option("--json", options.json_path, "Write the rows as JSON to FILE");
-  ide->add_option("--qemu", options.qemu, "QEMU binary")->capture_default_str();
-  ide->add_flag("--no-qemu", options.no_qemu, "Do not run QEMU");
-  ide->add_option("--iovmm", options.iovmm, "The iovmm binary to benchmark (default: this one)");
-  ide->add_option("--guest", options.guest, "The IDE guest (default: guests/ide-bench.elf next to iovmm)");
-  ide->add_option("--image-dir", options.image_dir, "Where the image is made (tmpfs)")->capture_default_str();
-  ide->add_option("--image-mib", options.image_mib, "Image size in MiB")
-      ->check(CLI::Range(uint64_t{8}, uint64_t{1} << 16))
-      ->capture_default_str();
-  ide->add_option("--requests", options.requests, "Requests per row and round")
-      ->check(CLI::Range(uint64_t{1}, uint64_t{1} << 24))
-      ->capture_default_str();
-  ide->add_option("--block-sizes", options.block_sizes, "Request sizes in bytes")->capture_default_str();
+  add_io_bench_options(*ide, options.common);
   ide->add_option("--modes", options.modes, "pio, multiple, dma")->capture_default_str();
   ide->add_option("--dispatches", options.dispatches, "exit, partial, ioregionfd")->capture_default_str();
-  ide->add_flag("--no-exit-counts", [&options](int64_t) { options.count_qemu_exits = false; },
-                "Skip the perf run that counts QEMU's user-space exits");
   return ide;
 }
 
 int run_bench_ide(const BenchIdeOptions& options) {
-  const auto iovmm = iovmm_binary(options.iovmm);
-  const std::string guest = guest_path(options.guest, "ide-bench.elf");
-  if (!iovmm) {
-    fmt::print(stderr, "iovmm: bench ide: cannot find the iovmm binary\n");
-    return kUsageStatus;
-  }
-  if (!std::filesystem::is_regular_file(guest)) {
-    fmt::print(stderr, "iovmm: bench ide: guest {} not found (build target guest-ide-bench, or pass --guest)\n", guest);
-    return kUsageStatus;
-  }
   for (const auto& dispatch : split_list(options.dispatches)) {
     if (!dispatch_options(dispatch)) {
       fmt::print(stderr, "iovmm: bench ide: --dispatches {}: expected exit, partial or ioregionfd\n", dispatch);
@@ -110,15 +82,8 @@ int run_bench_ide(const BenchIdeOptions& options) {
       return kUsageStatus;
     }
   }
-  if (::access("/dev/kvm", R_OK | W_OK) != 0) {
-    fmt::print(stderr, "iovmm: bench ide: /dev/kvm is not usable\n");
-    return kUsageStatus;
-  }
-  const auto image = make_bench_image(options.image_dir, "ide", options.image_mib);
-  if (!image) {
-    fmt::print(stderr, "iovmm: bench ide: cannot write a {} MiB image in {}\n", options.image_mib, options.image_dir);
-    return kUsageStatus;
-  }
+  const auto setup = prepare_io_bench("ide", options.common, "ide-bench.elf");
+  if (!setup) return kUsageStatus;
 
   IoBenchSpec spec;
   spec.name = "ide";
@@ -137,15 +102,10 @@ int run_bench_ide(const BenchIdeOptions& options) {
   };
   spec.qemu_port_name = ide_port_name;
   IoBenchRun run;
-  run.rounds = options.rounds;
-  run.count_qemu_exits = options.count_qemu_exits && !options.no_qemu;
-  run.json_path = options.json_path;
   run.title = fmt::format("ide: sequential reads, {} requests per row and round, {} rounds, {} MiB image in {}",
-                          options.requests, options.rounds, options.image_mib, options.image_dir);
-  run.json_header = {{"requests_per_row", options.requests}, {"image_mib", options.image_mib}};
-  const int status = run_io_bench(spec, configurations(options, *iovmm, guest, *image), run);
-  std::filesystem::remove(*image);
-  return status;
+                          options.common.requests, options.common.rounds, options.common.image_mib,
+                          options.common.image_dir);
+  return run_io_bench(spec, configurations(options, *setup), run, options.common, *setup);
 }
 
 }  // namespace iovmm::cli

@@ -4,29 +4,16 @@
 // request and per second, and which registers the exits went to; optionally writes JSON. See docs/BENCHMARKS.md.
 #pragma once
 
-#include <cstdint>
 #include <string>
 
-namespace CLI {
-class App;
-}
+#include "cli/bench_io.h"
 
 namespace iovmm::cli {
 
 struct BenchIdeOptions {
-  int rounds = 5;
-  std::string json_path;
-  std::string qemu = "qemu-system-x86_64";
-  bool no_qemu = false;
-  std::string guest;  // empty: guests/ide-bench.elf next to iovmm
-  std::string iovmm;  // empty: this program
-  std::string image_dir = "/dev/shm";
-  uint64_t image_mib = 64;
-  uint64_t requests = 500;  // per row and round
-  std::string block_sizes = "4096,65536";
+  IoBenchOptions common{.image_mib = 64, .requests = 500};
   std::string modes = "pio,multiple,dma";
   std::string dispatches = "exit,partial";
-  bool count_qemu_exits = true;
 };
 
 CLI::App* add_bench_ide_subcommand(CLI::App& parent, BenchIdeOptions& options);

@@ -1,5 +1,6 @@
 #include "cli/bench_io.h"
 
+#include <CLI/CLI.hpp>
 #include <fmt/core.h>
 #include <unistd.h>
 
@@ -23,7 +24,7 @@ class IoBench {
 
   void run_round(int round);
   void count_qemu_exits();
-  void report(const IoBenchRun& run) const;
+  void report(const IoBenchRun& run, const IoBenchOptions& options) const;
 
  private:
   void run_configuration(IoBenchConfiguration& configuration);
@@ -126,7 +127,7 @@ void IoBench::count_qemu_exits() {
   }
 }
 
-void IoBench::report(const IoBenchRun& run) const {
+void IoBench::report(const IoBenchRun& run, const IoBenchOptions& options) const {
   table_.print(run.title, spec_.group_names);
   nlohmann::json unavailable = nlohmann::json::array();
   for (const auto& c : configurations_) {
@@ -135,12 +136,14 @@ void IoBench::report(const IoBenchRun& run) const {
     unavailable.push_back({{"vmm", c.vmm}, {spec_.group_names[0], c.group1}, {spec_.group_names[1], c.group2},
                            {"why", *c.failed}});
   }
-  if (run.json_path.empty()) return;
+  if (options.json_path.empty()) return;
   nlohmann::json document = run.json_header;
   document["benchmark"] = spec_.name;
-  document["rounds"] = run.rounds;
+  document["rounds"] = options.rounds;
+  document["requests_per_row"] = options.requests;
+  document["image_mib"] = options.image_mib;
   document["unavailable"] = unavailable;
-  table_.write_json(run.json_path, document, spec_.group_names);
+  table_.write_json(options.json_path, document, spec_.group_names);
 }
 
 }  // namespace
@@ -155,6 +158,8 @@ std::vector<std::string> split_list(const std::string& list) {
   return items;
 }
 
+namespace {
+// `mib` MiB of non-zero data (reads must copy real pages, not a sparse file's holes) in a new file in `dir`.
 std::optional<std::string> make_bench_image(const std::string& dir, const std::string& name, uint64_t mib) {
   const std::string path = (std::filesystem::path(dir) / fmt::format("iovmm-bench-{}-{}.img", name, ::getpid())).string();
   std::ofstream file(path, std::ios::binary);
@@ -167,18 +172,70 @@ std::optional<std::string> make_bench_image(const std::string& dir, const std::s
   }
   return path;
 }
+}  // namespace
 
-int run_io_bench(const IoBenchSpec& spec, std::vector<IoBenchConfiguration> configurations, const IoBenchRun& run) {
+void add_io_bench_options(CLI::App& command, IoBenchOptions& options) {
+  command.add_option("--rounds", options.rounds, "Rounds (each runs every configuration once)")
+      ->check(CLI::Range(1, 1000))
+      ->capture_default_str();
+  command.add_option("--json", options.json_path, "Write the rows as JSON to FILE");
+  command.add_option("--qemu", options.qemu, "QEMU binary")->capture_default_str();
+  command.add_flag("--no-qemu", options.no_qemu, "Do not run QEMU");
+  command.add_option("--iovmm", options.iovmm, "The iovmm binary to benchmark (default: this one)");
+  command.add_option("--guest", options.guest, "The guest (default: next to iovmm, in guests/)");
+  command.add_option("--image-dir", options.image_dir, "Where the image is made (tmpfs)")->capture_default_str();
+  command.add_option("--image-mib", options.image_mib, "Image size in MiB")
+      ->check(CLI::Range(uint64_t{8}, uint64_t{1} << 16))
+      ->capture_default_str();
+  command.add_option("--requests", options.requests, "Requests per row and round")
+      ->check(CLI::Range(uint64_t{1}, uint64_t{1} << 24))
+      ->capture_default_str();
+  command.add_option("--block-sizes", options.block_sizes, "Request sizes in bytes")->capture_default_str();
+  command.add_flag("--no-exit-counts", [&options](int64_t) { options.count_qemu_exits = false; },
+                   "Skip the perf run that counts QEMU's user-space exits");
+}
+
+std::optional<IoBenchSetup> prepare_io_bench(const std::string& bench, const IoBenchOptions& options,
+                                             const std::string& guest_name) {
+  IoBenchSetup setup;
+  const auto iovmm = iovmm_binary(options.iovmm);
+  if (!iovmm) {
+    fmt::print(stderr, "iovmm: bench {}: cannot find the iovmm binary\n", bench);
+    return std::nullopt;
+  }
+  setup.iovmm = *iovmm;
+  setup.guest = guest_path(options.guest, guest_name);
+  if (!std::filesystem::is_regular_file(setup.guest)) {
+    fmt::print(stderr, "iovmm: bench {}: guest {} not found (build the guests, or pass --guest)\n", bench, setup.guest);
+    return std::nullopt;
+  }
+  if (::access("/dev/kvm", R_OK | W_OK) != 0) {
+    fmt::print(stderr, "iovmm: bench {}: /dev/kvm is not usable\n", bench);
+    return std::nullopt;
+  }
+  auto image = make_bench_image(options.image_dir, bench, options.image_mib);
+  if (!image) {
+    fmt::print(stderr, "iovmm: bench {}: cannot write a {} MiB image in {}\n", bench, options.image_mib,
+               options.image_dir);
+    return std::nullopt;
+  }
+  setup.image = *image;
+  return setup;
+}
+
+int run_io_bench(const IoBenchSpec& spec, std::vector<IoBenchConfiguration> configurations, const IoBenchRun& run,
+                 const IoBenchOptions& options, const IoBenchSetup& setup) {
   IoBench bench(spec, std::move(configurations));
-  for (int round = 0; round < run.rounds; ++round) {
-    fmt::print(stderr, "round {}/{}\n", round + 1, run.rounds);
+  for (int round = 0; round < options.rounds; ++round) {
+    fmt::print(stderr, "round {}/{}\n", round + 1, options.rounds);
     bench.run_round(round);
   }
-  if (run.count_qemu_exits) {
+  if (options.count_qemu_exits && !options.no_qemu) {
     fmt::print(stderr, "counting QEMU's user-space exits (perf)...\n");
     bench.count_qemu_exits();
   }
-  bench.report(run);
+  std::filesystem::remove(setup.image);
+  bench.report(run, options);
   return 0;
 }
 

@@ -17,7 +17,39 @@
 
 #include "cli/bench_table.h"
 
+namespace CLI {
+class App;
+}
+
 namespace iovmm::cli {
+
+// What every I/O benchmark's command line has.
+struct IoBenchOptions {
+  int rounds = 5;
+  std::string json_path{};
+  std::string qemu = "qemu-system-x86_64";
+  bool no_qemu = false;
+  std::string guest{};  // empty: guests/<name>-bench.elf next to iovmm
+  std::string iovmm{};  // empty: this program
+  std::string image_dir = "/dev/shm";
+  uint64_t image_mib = 64;
+  uint64_t requests = 500;  // per row and round
+  std::string block_sizes = "4096,65536";
+  bool count_qemu_exits = true;
+};
+
+// Adds the options above to `command`.
+void add_io_bench_options(CLI::App& command, IoBenchOptions& options);
+
+// The checks and set-up every I/O benchmark does before it runs: the iovmm binary, the guest (`guest_name` next to
+// it unless given), /dev/kvm, an image of image_mib in image_dir. Prints one line and returns nullopt on failure.
+struct IoBenchSetup {
+  std::string iovmm;
+  std::string guest;
+  std::string image;
+};
+[[nodiscard]] std::optional<IoBenchSetup> prepare_io_bench(const std::string& bench, const IoBenchOptions& options,
+                                                           const std::string& guest_name);
 
 using GuestFields = std::map<std::string, std::string>;
 
@@ -41,18 +73,13 @@ struct IoBenchSpec {
 };
 
 struct IoBenchRun {
-  int rounds = 5;
-  bool count_qemu_exits = true;
-  std::string json_path;
   std::string title;
   nlohmann::json json_header = nlohmann::json::object();
 };
 
-// Writes `mib` MiB of non-zero data (reads must copy real pages) to a new file in `dir`; returns its path.
-[[nodiscard]] std::optional<std::string> make_bench_image(const std::string& dir, const std::string& name, uint64_t mib);
-
-// Runs the rounds, prints the table (and JSON); returns the exit status.
-int run_io_bench(const IoBenchSpec& spec, std::vector<IoBenchConfiguration> configurations, const IoBenchRun& run);
+// Runs the rounds, prints the table (and JSON), removes the image; returns the exit status.
+int run_io_bench(const IoBenchSpec& spec, std::vector<IoBenchConfiguration> configurations, const IoBenchRun& run,
+                 const IoBenchOptions& options, const IoBenchSetup& setup);
 
 [[nodiscard]] std::vector<std::string> split_list(const std::string& list);
 

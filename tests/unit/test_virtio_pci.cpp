@@ -23,9 +23,15 @@
 #include "common/error.h"
 #include "devices/virtio/pci.h"
 #include "dispatch/binding.h"
+#include "virtio_transport_fakes.h"
 
 namespace iovmm::devices::virtio {
 namespace {
+
+using testing::FakeDevice;
+using testing::FakeIrq;
+using testing::FakeWatcher;
+using testing::make_available;
 
 constexpr uint64_t kRam = 0x100000;
 constexpr uint64_t kDeviceFeatures = (1ull << 0) | (1ull << 9);
@@ -33,19 +39,6 @@ constexpr uint64_t kVersion1 = 1ull << VIRTIO_F_VERSION_1;
 constexpr uint64_t kEventIdx = 1ull << VIRTIO_RING_F_EVENT_IDX;
 constexpr uint64_t kIndirect = 1ull << VIRTIO_RING_F_INDIRECT_DESC;
 constexpr unsigned kModern = VirtioPci::kModernBar;
-
-class FakeIrq final : public io::IrqLine {
- public:
-  void set_level(bool asserted) override { level = asserted; }
-  bool level = false;
-};
-
-class FakeWatcher final : public io::FdWatcher {
- public:
-  void watch(int fd, std::function<void()> on_readable) override { handlers[fd] = std::move(on_readable); }
-  void unwatch(int fd) override { handlers.erase(fd); }
-  std::map<int, std::function<void()>> handlers;
-};
 
 // Every vector it hands out logs into `log`: "v<n> msg <address>:<data>" and "v<n> signal".
 class FakeMsi final : public io::MsiAllocator {
@@ -73,70 +66,11 @@ class FakeMsi final : public io::MsiAllocator {
   bool fail = false;
 };
 
-class FakeDevice final : public VirtioDevice {
- public:
-  explicit FakeDevice(uint32_t type = VIRTIO_ID_BLOCK) : type_(type) {}
-  [[nodiscard]] uint32_t device_id() const override { return type_; }
-  [[nodiscard]] uint64_t device_features() const override { return kDeviceFeatures; }
-  [[nodiscard]] unsigned queue_count() const override { return 2; }
-  [[nodiscard]] uint16_t queue_max_size() const override { return 8; }
-  [[nodiscard]] uint32_t config_size() const override { return 12; }
-  [[nodiscard]] uint64_t config_read(uint64_t offset, unsigned size) override {
-    uint64_t value = 0;
-    for (unsigned i = 0; i < size && offset + i < 12; ++i) value |= uint64_t{0x10 + offset + i} << (8 * i);
-    return value;
-  }
-  void config_write(uint64_t offset, unsigned size, uint64_t value) override {
-    config_writes.push_back({offset, size, value});
-  }
-  void activate(VirtioContext& ctx, uint64_t negotiated) override {
-    context = &ctx;
-    features = negotiated;
-    ++activations;
-  }
-  void queue_notify(unsigned queue) override {
-    notifies.push_back(queue);
-    if (!context) return;
-    Virtqueue& q = context->queues[queue];
-    while (auto chain = q.pop(context->memory)) q.push(context->memory, chain->head, 0);
-    context->used_buffers(queue);
-  }
-  void reset() override {
-    ++resets;
-    context = nullptr;
-  }
-  [[nodiscard]] std::string_view type_name() const override { return "fake"; }
-
-  struct ConfigWrite {
-    uint64_t offset;
-    unsigned size;
-    uint64_t value;
-    bool operator==(const ConfigWrite&) const = default;
-  };
-  VirtioContext* context = nullptr;
-  uint64_t features = 0;
-  int activations = 0;
-  int resets = 0;
-  std::vector<unsigned> notifies;
-  std::vector<ConfigWrite> config_writes;
-
- private:
-  uint32_t type_;
-};
-
-void make_available(GuestMemory& memory, uint64_t desc, uint64_t avail, uint16_t size, uint16_t& next_avail) {
-  vring_desc d{.addr = 0x80000, .len = 64, .flags = 0, .next = 0};
-  uint16_t slot = next_avail % size;
-  ASSERT_TRUE(memory.write_obj(desc + sizeof(vring_desc) * slot, d));
-  ASSERT_TRUE(memory.write_obj<uint16_t>(avail + 4 + 2 * slot, slot));
-  ++next_avail;
-  ASSERT_TRUE(memory.write_obj<uint16_t>(avail + 2, next_avail));
-}
 
 class VirtioPciTest : public ::testing::Test {
  protected:
   void build(bool with_msi, bool legacy_io_bar, uint32_t type = VIRTIO_ID_BLOCK) {
-    auto fake = std::make_unique<FakeDevice>(type);
+    auto fake = std::make_unique<FakeDevice>(kDeviceFeatures, type);
     device = fake.get();
     DeviceContext context;
     context.memory = &memory;
