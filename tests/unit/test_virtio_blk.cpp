@@ -3,6 +3,8 @@
 // the backend's completion fd, as the transport's event loop would. The driver side is virtio_test_driver.h.
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <linux/virtio_blk.h>
 #include <linux/virtio_ids.h>
 #include <poll.h>
@@ -412,6 +414,24 @@ TEST_F(VirtioBlkTest, TruncatedImageAnswersIoError) {
   EXPECT_EQ(status(0), VIRTIO_BLK_S_IOERR);
   run(1, VIRTIO_BLK_T_IN, 0, kData, 512, true);
   EXPECT_EQ(status(1), VIRTIO_BLK_S_OK);
+  EXPECT_TRUE(transport->failures.empty());
+}
+
+// A full disk, as the process sees it: writes past RLIMIT_FSIZE fail with EFBIG (SIGXFSZ ignored), as they would
+// with ENOSPC. The guest gets VIRTIO_BLK_S_IOERR; the device goes on serving what still works.
+TEST_F(VirtioBlkTest, FullDiskAnswersIoError) {
+  open();
+  ::signal(SIGXFSZ, SIG_IGN);
+  ASSERT_EQ(::truncate(image.c_str(), kImageBytes / 2), 0);  // the image cannot grow back: the limit is its size
+  rlimit saved{};
+  ASSERT_EQ(::getrlimit(RLIMIT_FSIZE, &saved), 0);
+  const rlimit limit{kImageBytes / 2, saved.rlim_max};
+  ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &limit), 0);
+  run(0, VIRTIO_BLK_T_OUT, kImageBytes / 512 - 8, kData, 4096, false);  // would grow the file past the limit
+  EXPECT_EQ(status(0), VIRTIO_BLK_S_IOERR);
+  run(1, VIRTIO_BLK_T_OUT, 0, kData, 512, false);  // inside the file: fine
+  EXPECT_EQ(status(1), VIRTIO_BLK_S_OK);
+  ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &saved), 0);
   EXPECT_TRUE(transport->failures.empty());
 }
 
