@@ -28,6 +28,7 @@
 #include <mutex>
 
 #include "devices/virtio/mmio.h"
+#include "virtio_fuzz_fakes.h"
 
 namespace iovmm::fuzz {
 namespace {
@@ -43,19 +44,6 @@ constexpr size_t kMaxRecords = 4096;
   std::fprintf(stderr, "fuzz_virtio_mmio: %s\n", what);
   std::abort();
 }
-
-class Line final : public io::IrqLine {
- public:
-  void set_level(bool asserted) override { level = asserted; }
-  bool level = false;
-};
-
-class Watcher final : public io::FdWatcher {
- public:
-  void watch(int fd, std::function<void()> handler) override { handlers[fd] = std::move(handler); }
-  void unwatch(int fd) override { handlers.erase(fd); }
-  std::map<int, std::function<void()>> handlers;
-};
 
 class Device final : public VirtioDevice {
  public:
