@@ -4,8 +4,10 @@
 
 #include <elf.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <iterator>
 #include <string>
 #include <vector>
 
@@ -15,6 +17,15 @@ template <typename T>
 void put(std::vector<uint8_t>& out, size_t offset, const T& value) {
   if (out.size() < offset + sizeof(T)) out.resize(offset + sizeof(T));
   std::memcpy(out.data() + offset, &value, sizeof(T));
+}
+
+// resize + copy rather than vector::insert(end, first, last): at -O3, GCC 12 reports a false -Warray-bounds for
+// insert into a vector whose size it knows (see src/boot/acpi/append.h).
+template <typename Range>
+void append(std::vector<uint8_t>& out, const Range& more) {
+  const size_t offset = out.size();
+  out.resize(offset + std::size(more));
+  std::copy(std::begin(more), std::end(more), out.begin() + static_cast<std::ptrdiff_t>(offset));
 }
 
 template <typename T>
@@ -70,10 +81,10 @@ class ElfBuilder {
     const uint32_t header[3] = {static_cast<uint32_t>(n.name.size() + 1), static_cast<uint32_t>(n.desc.size()),
                                 n.type};
     put(out, 0, header);
-    out.insert(out.end(), n.name.begin(), n.name.end());
+    append(out, n.name);
     out.push_back(0);
     while (out.size() % note_alignment_) out.push_back(0);
-    out.insert(out.end(), n.desc.begin(), n.desc.end());
+    append(out, n.desc);
     while (out.size() % note_alignment_) out.push_back(0);
     return out;
   }
@@ -109,7 +120,7 @@ class ElfBuilder {
       phdr.p_memsz = static_cast<decltype(phdr.p_memsz)>(memsz);
       phdr.p_align = static_cast<decltype(phdr.p_align)>(align);
       put(out, sizeof(Ehdr) + index++ * sizeof(Phdr), phdr);
-      out.insert(out.end(), data.begin(), data.end());
+      append(out, data);
     };
     for (const auto& s : segments_) {
       add_phdr(PT_LOAD, s.paddr, s.vaddr == UINT64_MAX ? s.paddr : s.vaddr, s.data,
@@ -118,8 +129,7 @@ class ElfBuilder {
     if (!notes_.empty()) {
       std::vector<uint8_t> all;
       for (const auto& n : notes_) {
-        const auto b = note_bytes(n);
-        all.insert(all.end(), b.begin(), b.end());
+        append(all, note_bytes(n));
       }
       add_phdr(PT_NOTE, 0, 0, all, all.size(), note_alignment_);  // memsz = filesz, as toolchains write it
     }

@@ -211,6 +211,110 @@ TEST_F(DevPciTest, AddressLatchesOnlyOn32BitWrites) {
   EXPECT_EQ(value, 0x06000002u) << "still addressing the host bridge's class/revision dword";
 }
 
+// ---- CONFIG_ADDRESS's low bits and accesses past the end, as QEMU's pci_host.c computes them ----
+
+// Device-specific space (0x40..0xFF) that reads back each byte's own offset and records what reached the function,
+// so a test can tell the register and the width an access at 0xCFC..0xCFF arrived with.
+class OffsetPatternFunction : public PciDevice {
+ public:
+  OffsetPatternFunction() : PciDevice("pattern", PciIdentity{.vendor_id = 0x1234, .device_id = 0x5678}, {}) {}
+
+  struct Access {
+    unsigned offset;
+    unsigned size;
+    uint32_t value;
+    bool operator==(const Access&) const = default;
+  };
+  std::vector<Access> reads;
+  std::vector<Access> writes;
+
+ protected:
+  uint32_t config_read_extra(unsigned offset, unsigned size) override {
+    uint32_t value = 0;
+    for (unsigned i = 0; i < size; ++i) value |= (offset + i) << (8 * i);
+    reads.push_back({offset, size, value});
+    return value;
+  }
+  void config_write_extra(unsigned offset, unsigned size, uint32_t value) override {
+    writes.push_back({offset, size, value});
+  }
+};
+
+TEST_F(DevPciTest, DataAccessUsesTheLowBitsOfConfigAddress) {
+  // The shortcut test libraries take: the register's low bits in CONFIG_ADDRESS, the access at 0xCFC.
+  select(kEnable | 0x02);
+  uint64_t value = 0;
+  ASSERT_EQ(pio_.read(0xCFC, 2, value), io::AccessResult::ok);
+  EXPECT_EQ(value, 0x1237u) << "device ID, not the vendor ID at register 0";
+  ASSERT_EQ(pio_.read(0xCFC, 1, value), io::AccessResult::ok);
+  EXPECT_EQ(value, 0x37u);
+
+  // The textbook form still works: aligned CONFIG_ADDRESS, the lane picks the register.
+  select(kEnable | 0x00);
+  ASSERT_EQ(pio_.read(0xCFE, 2, value), io::AccessResult::ok);
+  EXPECT_EQ(value, 0x1237u);
+
+  // The lane is ORed in, not added (config_reg | (port & 3)): 0x..02 with a word at 0xCFE is register 2 again.
+  select(kEnable | 0x02);
+  ASSERT_EQ(pio_.read(0xCFE, 2, value), io::AccessResult::ok);
+  EXPECT_EQ(value, 0x1237u);
+
+  // Writes take the same register: command (0x04) through CONFIG_ADDRESS 0x..05 and a byte at 0xCFC is byte 0x05.
+  select(kEnable | 0x05);
+  ASSERT_EQ(pio_.write(0xCFC, 1, 0x04), io::AccessResult::ok);  // bit 10 of the command register: INTx disable
+  EXPECT_EQ(cfg_read(0, kCommand, 2), 0x0400u);
+}
+
+TEST_F(DevPciTest, DwordAtUnalignedRegisterRunsOnIntoTheNextOne) {
+  cfg_write(0, kCommand, 2, 0x0003);
+  // QEMU hands the function (register 2, 4 bytes): device ID, then the command register.
+  select(kEnable | 0x02);
+  uint64_t value = 0;
+  ASSERT_EQ(pio_.read(0xCFC, 4, value), io::AccessResult::ok);
+  EXPECT_EQ(value, 0x00031237u);
+  ASSERT_EQ(pio_.write(0xCFC, 4, 0x0000FFFFu), io::AccessResult::ok);  // device ID is read-only; command cleared
+  EXPECT_EQ(cfg_read(0, kCommand, 2), 0x0000u);
+  EXPECT_EQ(cfg_read(0, kDeviceId, 2), 0x1237u);
+}
+
+TEST_F(DevPciTest, AccessPastTheEndOfConfigSpaceIsClamped) {
+  auto fn = std::make_shared<OffsetPatternFunction>();
+  root_->attach(4, 0, fn);
+  const uint32_t slot4 = kEnable | (4u << 11);
+  uint64_t value = 0;
+
+  // A dword at 0xFE reaches the function as a word; the two bytes past the end read 0, as in QEMU.
+  select(slot4 | 0xFE);
+  ASSERT_EQ(pio_.read(0xCFC, 4, value), io::AccessResult::ok);
+  EXPECT_EQ(value, 0x0000FFFEu);
+  EXPECT_EQ(fn->reads.back(), (OffsetPatternFunction::Access{0xFE, 2, 0xFFFE}));
+
+  // A dword at 0xFD has three bytes inside: the function is asked for a word and a byte.
+  fn->reads.clear();
+  select(slot4 | 0xFD);
+  ASSERT_EQ(pio_.read(0xCFC, 4, value), io::AccessResult::ok);
+  EXPECT_EQ(value, 0x00FFFEFDu);
+  EXPECT_EQ(fn->reads, (std::vector<OffsetPatternFunction::Access>{{0xFD, 2, 0xFEFD}, {0xFF, 1, 0xFF}}));
+
+  // 0xFF with a word: one byte.
+  select(slot4 | 0xFF);
+  ASSERT_EQ(pio_.read(0xCFC, 2, value), io::AccessResult::ok);
+  EXPECT_EQ(value, 0x00FFu);
+
+  // Writes are clamped the same way: only the bytes inside the space are written.
+  select(slot4 | 0xFE);
+  ASSERT_EQ(pio_.write(0xCFC, 4, 0xAABBCCDDu), io::AccessResult::ok);
+  select(slot4 | 0xFD);
+  ASSERT_EQ(pio_.write(0xCFC, 4, 0x11223344u), io::AccessResult::ok);
+  EXPECT_EQ(fn->writes, (std::vector<OffsetPatternFunction::Access>{
+                            {0xFE, 2, 0xCCDD}, {0xFD, 2, 0x3344}, {0xFF, 1, 0x22}}));
+
+  // Aligned accesses inside the space are untouched by the clamp.
+  fn->reads.clear();
+  EXPECT_EQ(cfg_read(4, 0xFC, 4), 0xFFFEFDFCu);
+  EXPECT_EQ(fn->reads, (std::vector<OffsetPatternFunction::Access>{{0xFC, 4, 0xFFFEFDFC}}));
+}
+
 TEST_F(DevPciTest, ResetControlRegisterAt0xCF9) {
   int resets = 0;
   auto root = std::make_shared<PciRoot>("pci-cfg", [&] { ++resets; });

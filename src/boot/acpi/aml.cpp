@@ -4,6 +4,7 @@
 
 #include <cctype>
 
+#include "boot/acpi/append.h"
 #include "common/error.h"
 
 namespace iovmm::boot::aml {
@@ -28,7 +29,7 @@ constexpr uint8_t kDeviceOp = 0x82;  // after kExtOpPrefix
 constexpr uint8_t kReturnOp = 0xA4;
 constexpr uint8_t kOnesOp = 0xFF;
 
-void append(Bytes& out, const Bytes& more) { out.insert(out.end(), more.begin(), more.end()); }
+void append(Bytes& out, const Bytes& more) { append_bytes(out, more); }
 
 template <typename T>
 void append_le(Bytes& out, T value) {
@@ -187,7 +188,7 @@ Bytes string(std::string_view text) {
 
 Bytes buffer(std::span<const uint8_t> contents) {
   Bytes body = integer(contents.size());
-  body.insert(body.end(), contents.begin(), contents.end());
+  append_bytes(body, contents);
   return with_pkg_length({kBufferOp}, body);
 }
 

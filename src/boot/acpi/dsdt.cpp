@@ -7,6 +7,7 @@
 #include <cctype>
 
 #include "boot/acpi/aml.h"
+#include "boot/acpi/append.h"
 #include "boot/acpi/tables.h"
 #include "common/error.h"
 
@@ -104,7 +105,7 @@ Bytes build_dsdt(const AcpiConfig& config) {
   const Bytes s5 = aml::name("\\_S5", aml::package({aml::integer(config.s5_sleep_type),
                                                      aml::integer(config.s5_sleep_type), aml::integer(0),
                                                      aml::integer(0)}));
-  body.insert(body.end(), s5.begin(), s5.end());
+  append_bytes(body, s5);
   // Revision 2: integers are 64 bits wide.
   return make_table("DSDT", 2, body);
 }

@@ -4,6 +4,7 @@
 
 #include <cstring>
 
+#include "boot/acpi/append.h"
 #include "boot/acpi/structs.h"
 #include "common/error.h"
 
@@ -64,7 +65,7 @@ Bytes make_table(std::string_view signature, uint8_t revision, std::span<const u
   fill_header(header, signature, revision, sizeof(TableHeader) + body.size());
   Bytes table;
   append_obj(table, header);
-  table.insert(table.end(), body.begin(), body.end());
+  append_bytes(table, body);
   set_table_checksum(table);
   return table;
 }

@@ -2,6 +2,7 @@
 
 #include <fmt/core.h>
 
+#include <algorithm>
 #include <mutex>
 
 #include "common/error.h"
@@ -28,6 +29,35 @@ constexpr uint8_t kResetControlSystemReset = 1u << 1;
 constexpr uint8_t kResetControlResetCpu = 1u << 2;
 constexpr uint8_t kResetControlFullReset = 1u << 3;
 constexpr uint8_t kResetControlStored = kResetControlSystemReset | kResetControlFullReset;
+
+// Mechanism #1 reaches the 256-byte configuration space only (no extended space without ECAM).
+constexpr unsigned kConfigSpaceSize = 256;
+
+// The configuration register a data access at 0xCFC + lane starts at. The lane is ORed into CONFIG_ADDRESS with its
+// low two bits kept, as QEMU does (pci_host_data_read/write: config_reg | (addr & 3), then & 0xFF): test libraries
+// write a register's low bits into CONFIG_ADDRESS (0x80000002) and read 2 bytes at 0xCFC to get the device ID. For
+// the usual aligned CONFIG_ADDRESS this is the textbook (address & 0xFC) + lane.
+unsigned config_register(uint32_t address, uint64_t lane) { return (address | static_cast<uint32_t>(lane)) & 0xFF; }
+
+// The bytes of an access that lie inside the configuration space: one that runs past its end (a dword at 0xFE) is
+// clamped, as QEMU's pci_host_config_read/write_common do (MIN(len, limit - addr)); the bytes past the end read 0
+// and are not written.
+unsigned clamp_to_config_space(unsigned reg, unsigned size) { return std::min(size, kConfigSpaceSize - reg); }
+
+// PciDevice takes accesses of 1, 2 or 4 bytes; a clamped access of 3 bytes (a dword at 0xFD) is a word and a byte.
+uint32_t read_function(PciDevice& function, unsigned reg, unsigned size) {
+  if (size == 3) return function.config_read(reg, 2) | function.config_read(reg + 2, 1) << 16;
+  return function.config_read(reg, size);
+}
+
+void write_function(PciDevice& function, unsigned reg, unsigned size, uint32_t value) {
+  if (size == 3) {
+    function.config_write(reg, 2, value & 0xFFFF);
+    function.config_write(reg + 2, 1, (value >> 16) & 0xFF);
+    return;
+  }
+  function.config_write(reg, size, value & static_cast<uint32_t>(io::size_mask(size)));
+}
 
 }  // namespace
 
@@ -90,10 +120,10 @@ uint64_t PciRoot::read(unsigned region, uint64_t offset, unsigned size) {
   }
   PciDevice* target = selected_function();
   if (!target) return io::size_mask(size);  // master abort: all-ones, so vendor reads 0xFFFF
-  unsigned reg = (address_ & 0xFC) + static_cast<unsigned>(offset - kDataPort);
+  const unsigned reg = config_register(address_, offset - kDataPort);
   // Lock order: the bus holds the root's mutex; the function's comes second.
   std::lock_guard lock(target->mutex());
-  return target->config_read(reg, size);
+  return read_function(*target, reg, clamp_to_config_space(reg, size));
 }
 
 void PciRoot::write(unsigned region, uint64_t offset, unsigned size, uint64_t value) {
@@ -113,9 +143,9 @@ void PciRoot::write(unsigned region, uint64_t offset, unsigned size, uint64_t va
   }
   PciDevice* target = selected_function();
   if (!target) return;
-  unsigned reg = (address_ & 0xFC) + static_cast<unsigned>(offset - kDataPort);
+  const unsigned reg = config_register(address_, offset - kDataPort);
   std::lock_guard lock(target->mutex());
-  target->config_write(reg, size, static_cast<uint32_t>(value));
+  write_function(*target, reg, clamp_to_config_space(reg, size), static_cast<uint32_t>(value));
 }
 
 std::span<const io::RegisterBlock> PciRoot::register_blocks() const { return kPciRootBlocks; }

@@ -1,9 +1,11 @@
 // PCI configuration mechanism #1 (ports 0xCF8..0xCFF) in front of bus 0: how a PC guest reaches every function's
 // configuration space.
 //
-// Models: CONFIG_ADDRESS at 0xCF8 (enable bit 31, bus 23..16, device 15..11, function 10..8, register 7..2), latched
+// Models: CONFIG_ADDRESS at 0xCF8 (enable bit 31, bus 23..16, device 15..11, function 10..8, register 7..0), latched
 // only by 32-bit writes (as in QEMU; narrower writes there are other chipset registers) and readable at any width;
-// CONFIG_DATA at 0xCFC..0xCFF with 1/2/4-byte accesses at any lane (register = (address & 0xFC) + (port - 0xCFC)).
+// CONFIG_DATA at 0xCFC..0xCFF with 1/2/4-byte accesses at any lane, reaching register (address | (port - 0xCFC)) &
+// 0xFF as QEMU computes it (so CONFIG_ADDRESS's low bits count: 0x80000002 and a word at 0xCFC read the device ID);
+// an access running past offset 0xFF is clamped there, its missing bytes reading 0 (QEMU does the same).
 // With the enable bit clear, for other buses, and for absent functions, reads return all-ones (vendor 0xFFFF, what
 // a master abort looks like) and writes are dropped. Optionally the PIIX reset control register at 0xCF9 (byte
 // accesses; RST_CPU = bit 2 requests a reset), which shares this port range on PC chipsets.
