@@ -20,13 +20,22 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <fmt/core.h>
+
 #include <algorithm>
 #include <cerrno>
 #include <cstdint>
+#include <cstring>
+#include <fstream>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
 
 #include "block/uring_queue.h"
 #include "common/error.h"
 #include "common/fd.h"
+#include "common/log.h"
 
 namespace iovmm::block {
 namespace {
@@ -65,6 +74,72 @@ bool fallocate_supported(int fd, int mode, uint64_t size) {
   return ret != -EOPNOTSUPP && ret != -ENOSYS;
 }
 
+// The images this process has locked, so that a second --device on the same image is told which one holds it: an
+// OFD lock does not say who holds it (F_OFD_GETLK reports pid -1).
+struct LockedImage {
+  dev_t device;
+  ino_t inode;
+  std::string owner;  // a device's name, or the path when it has none
+};
+std::mutex locked_mutex;
+std::vector<LockedImage> locked_images;
+
+std::string holder_of(int fd, const struct stat& info, short wanted) {
+  {
+    std::lock_guard lock(locked_mutex);
+    for (const auto& image : locked_images) {
+      if (image.device == info.st_dev && image.inode == info.st_ino) {
+        return fmt::format("{} of this VM uses it already", image.owner);
+      }
+    }
+  }
+  struct flock probe {};
+  probe.l_type = wanted;
+  probe.l_whence = SEEK_SET;
+  if (::fcntl(fd, F_OFD_GETLK, &probe) == 0 && probe.l_type != F_UNLCK) {
+    const char* kind = probe.l_type == F_WRLCK ? "write" : "read";
+    if (probe.l_pid > 0) {
+      std::string command;
+      std::ifstream comm(fmt::format("/proc/{}/comm", probe.l_pid));
+      std::getline(comm, command);
+      return fmt::format("process {}{} holds a {} lock on it", probe.l_pid,
+                         command.empty() ? "" : " (" + command + ")", kind);
+    }
+    return fmt::format("another process holds a {} lock on it (an iovmm or QEMU using it?)", kind);
+  }
+  return "another process holds a lock on it";
+}
+
+// Takes the lock QEMU's file.locking would: exclusive for a writer, shared for readers; the whole file, so that a
+// writing QEMU's byte-range locks and a writing iovmm's conflict either way.
+void lock_image(int fd, const struct stat& info, const BackendOptions& options, const std::string& context) {
+  struct flock lock {};
+  lock.l_type = options.readonly ? F_RDLCK : F_WRLCK;
+  lock.l_whence = SEEK_SET;
+  if (::fcntl(fd, F_OFD_SETLK, &lock) == 0) {
+    std::lock_guard guard(locked_mutex);
+    locked_images.push_back({info.st_dev, info.st_ino, options.owner.empty() ? options.path : options.owner});
+    return;
+  }
+  const int err = errno;
+  if (err == EAGAIN || err == EACCES) {
+    throw Error(fmt::format("{}: cannot take a {} lock: {} (locking=off opts out)", context,
+                            options.readonly ? "shared" : "write", holder_of(fd, info, lock.l_type)));
+  }
+  // A file system without locks (some FUSE or network ones): like QEMU's locking=auto, go on without one.
+  log::warn("{}: the file system does not lock files ({}); a second writer would not be noticed", context,
+            std::strerror(err));
+}
+
+void unlock_image(const struct stat& info) {
+  std::lock_guard guard(locked_mutex);
+  // One entry: readers that share an image each have their own.
+  auto it = std::find_if(locked_images.begin(), locked_images.end(), [&](const LockedImage& image) {
+    return image.device == info.st_dev && image.inode == info.st_ino;
+  });
+  if (it != locked_images.end()) locked_images.erase(it);
+}
+
 unsigned direct_io_alignment(int fd) {
   struct statx info{};
   if (::statx(fd, "", AT_EMPTY_PATH, STATX_DIOALIGN, &info) == 0 && (info.stx_mask & STATX_DIOALIGN) != 0 &&
@@ -86,6 +161,11 @@ struct Backend::Impl {
   // thread — a thread wake-up costing more than the copy. They are done at enqueue() on the caller's thread.
   bool memory_backed = false;
   std::unique_ptr<UringQueue> queue;  // declared after `file`: it drains before the file closes
+  std::optional<struct stat> locked;  // the image's identity, while this process's lock list names it
+
+  ~Impl() {
+    if (locked) unlock_image(*locked);  // the lock itself goes with the file description
+  }
 
   // Write-zeroes without an io_uring: fallocate where it works, else zeroes written from zero_block().
   int64_t write_zeroes(uint64_t offset, uint64_t length) {
@@ -113,7 +193,10 @@ std::unique_ptr<Backend> Backend::open(const BackendOptions& options) {
   auto impl = std::make_unique<Impl>();
   impl->options = options;
 
-  const int flags = (options.readonly ? O_RDONLY : O_RDWR) | (options.direct ? O_DIRECT : 0) | O_CLOEXEC;
+  // O_NONBLOCK for the open only: a FIFO opened read-only would wait for a writer. It is taken off again below, once
+  // the file is known to be an image (io_uring answers EAGAIN instead of waiting on an O_NONBLOCK file).
+  const int flags =
+      (options.readonly ? O_RDONLY : O_RDWR) | (options.direct ? O_DIRECT : 0) | O_CLOEXEC | O_NOCTTY | O_NONBLOCK;
   impl->file = Fd(::open(options.path.c_str(), flags));
   if (!impl->file) {
     const int err = errno;
@@ -130,6 +213,12 @@ std::unique_ptr<Backend> Backend::open(const BackendOptions& options) {
     if (::ioctl(fd, BLKGETSIZE64, &impl->size) < 0) throw_errno(context + ": BLKGETSIZE64");
   } else {
     throw Error(context + ": not a regular file or block device");
+  }
+  const int status_flags = ::fcntl(fd, F_GETFL);
+  if (status_flags < 0 || ::fcntl(fd, F_SETFL, status_flags & ~O_NONBLOCK) != 0) throw_errno(context + ": fcntl");
+  if (options.locking) {
+    lock_image(fd, info, options, context);
+    impl->locked = info;
   }
 
   impl->alignment = options.direct ? direct_io_alignment(fd) : 1;

@@ -30,6 +30,10 @@ struct BackendOptions {
   bool readonly = false;  // open O_RDONLY; writes, discards and write-zeroes fail with -EROFS
   bool direct = false;    // O_DIRECT: bypass the host page cache (buffers and offsets must be aligned, see below)
   unsigned queue_depth = 128;  // io_uring entries; requests beyond it wait in the backend, never fail
+  // An OFD lock on the whole image, as QEMU's file.locking: exclusive when writable, shared when read-only, so
+  // that a second writer (another VM, another --device of this one, a QEMU) is refused at open. Off: no lock.
+  bool locking = true;
+  std::string owner = {};  // who opens it (a device's name), for the message that refuses a second user
 };
 
 enum class Op : uint8_t { read, write, flush, discard, write_zeroes };
@@ -50,7 +54,9 @@ struct Completion {
 
 class Backend {
  public:
-  // Opens the image. Throws Error("disk image PATH: open: No such file or directory") and the like.
+  // Opens and locks the image. Throws Error("disk image PATH: open: No such file or directory") and the like, and
+  // for a lock held elsewhere one line naming the holder where the kernel tells it (a POSIX lock's pid; an OFD
+  // lock, QEMU's and iovmm's kind, has none, but one held by this process is named by its path).
   [[nodiscard]] static std::unique_ptr<Backend> open(const BackendOptions& options);
 
   Backend(const Backend&) = delete;

@@ -20,18 +20,45 @@ void ImageExtent::include(uint64_t area_start, uint64_t area_end) {
   end = std::max(end, area_end);
 }
 
-std::vector<uint8_t> read_file(const std::string& path, std::string_view what) {
+namespace {
+
+const char* file_type_name(mode_t mode) {
+  if (S_ISDIR(mode)) return "a directory";
+  if (S_ISFIFO(mode)) return "a FIFO";
+  if (S_ISCHR(mode)) return "a character device";
+  if (S_ISBLK(mode)) return "a block device";
+  if (S_ISSOCK(mode)) return "a socket";
+  return "not a regular file";
+}
+
+std::string mib(uint64_t bytes) { return fmt::format("{:.1f} MiB", static_cast<double>(bytes) / kMiB); }
+
+}  // namespace
+
+std::vector<uint8_t> read_file(const std::string& path, std::string_view what, const ReadLimit& limit) {
   auto fail = [&](int err) -> UsageError {
     return UsageError(fmt::format("{} {}: {}", what, path, std::strerror(err)));
   };
-  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer, forever. Nothing is read from
+  // anything but a regular file, so the flag changes nothing else.
+  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY));
   if (!fd) throw fail(errno);
   struct stat st {};
   if (::fstat(fd.get(), &st) != 0) throw fail(errno);
   if (S_ISDIR(st.st_mode)) throw fail(EISDIR);
+  // A character device (/dev/zero, /dev/urandom, a symlink to one) never ends; a FIFO may not.
+  if (!S_ISREG(st.st_mode)) {
+    throw UsageError(fmt::format("{} {}: {}; expected a regular file", what, path, file_type_name(st.st_mode)));
+  }
+  auto too_large = [&](uint64_t size) {
+    return UsageError(fmt::format("{} {}: {} is more than {}, the most it can be: {}", what, path, mib(size),
+                                  mib(limit.bytes), limit.reason));
+  };
+  const auto size = static_cast<uint64_t>(std::max<off_t>(st.st_size, 0));
+  if (size > limit.bytes) throw too_large(size);
   std::vector<uint8_t> data;
-  // Read until EOF rather than trusting st_size, so pipes and files that change size still work.
-  data.reserve(static_cast<size_t>(std::max<off_t>(st.st_size, 0)));
+  data.reserve(size);
+  // Read to EOF rather than trusting st_size (the file may change size under us), but never past the limit.
   uint8_t chunk[65536];
   for (;;) {
     const ssize_t n = ::read(fd.get(), chunk, sizeof(chunk));
@@ -40,10 +67,29 @@ std::vector<uint8_t> read_file(const std::string& path, std::string_view what) {
       throw fail(errno);
     }
     if (n == 0) break;
+    if (static_cast<uint64_t>(n) > limit.bytes - data.size()) {
+      throw too_large(data.size() + static_cast<uint64_t>(n));  // it grew after fstat
+    }
     data.insert(data.end(), chunk, chunk + n);
   }
   if (data.empty()) throw UsageError(fmt::format("{} {}: file is empty", what, path));
   return data;
+}
+
+ReadLimit kernel_file_limit(const GuestMemory& memory) {
+  return {memory.total_size() + kKernelFileSlack,
+          fmt::format("guest RAM ({}) plus 1 GiB for what an ELF does not load", mib(memory.total_size()))};
+}
+
+ReadLimit initrd_file_limit(const GuestMemory& memory) {
+  return {memory.total_size(), fmt::format("guest RAM ({}), where it is loaded whole", mib(memory.total_size()))};
+}
+
+void check_entry_point(const GuestMemory& memory, uint64_t entry, std::string_view what) {
+  if (!memory.contains(entry, 1)) {
+    throw UsageError(fmt::format("{} {:#x} lies outside guest RAM ({} MiB): the guest could not run", what, entry,
+                                 memory.total_size() / kMiB));
+  }
 }
 
 ModuleSpec parse_module_spec(const std::string& spec) {

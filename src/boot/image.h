@@ -21,8 +21,27 @@ struct ImageExtent {
   [[nodiscard]] bool empty() const { return end == 0; }
 };
 
-// Whole file contents; UsageError "<what> <path>: <strerror>" when it cannot be read, "... is empty" when empty.
-[[nodiscard]] std::vector<uint8_t> read_file(const std::string& path, std::string_view what);
+// How much read_file may take, and why, for the message that refuses a larger file.
+struct ReadLimit {
+  uint64_t bytes;
+  std::string reason;  // "guest RAM (128 MiB)"
+};
+
+// Whole file contents, at most `limit.bytes`. UsageError "<what> <path>: ..." when it cannot be read, is not a
+// regular file (a FIFO, /dev/zero: opened without blocking and refused before anything is read), is larger than the
+// limit or is empty.
+[[nodiscard]] std::vector<uint8_t> read_file(const std::string& path, std::string_view what, const ReadLimit& limit);
+
+// The limits for a kernel and an initrd, from guest RAM: an initrd is loaded whole, so it must fit in RAM; a kernel
+// ELF also carries what is not loaded (symbols, debug info: a debug vmlinux is several hundred MiB), so it may be
+// larger than RAM by kKernelFileSlack.
+inline constexpr uint64_t kKernelFileSlack = uint64_t{1} << 30;
+[[nodiscard]] ReadLimit kernel_file_limit(const GuestMemory& memory);
+[[nodiscard]] ReadLimit initrd_file_limit(const GuestMemory& memory);
+
+// Throws UsageError "<what> <entry> lies outside guest RAM" when the entry point is not RAM: the guest could only
+// die of an emulation error there.
+void check_entry_point(const GuestMemory& memory, uint64_t entry, std::string_view what);
 
 // An --initrd argument: "file" or "file args". The file is what gets loaded; the whole string is the module's
 // command line, as QEMU does for multiboot modules.

@@ -23,7 +23,7 @@ bool is_linux_bzimage(std::span<const uint8_t> file) {
 }  // namespace
 
 BootSetup load_kernel(GuestMemory& memory, const KernelConfig& config) {
-  const std::vector<uint8_t> file = read_file(config.path, "kernel");
+  const std::vector<uint8_t> file = read_file(config.path, "kernel", kernel_file_limit(memory));
 
   if (is_linux_bzimage(file)) {
     throw UsageError(fmt::format("{}: Linux boot protocol (bzImage) not supported yet; boot a vmlinux ELF with PVH",

@@ -89,7 +89,7 @@ std::vector<MultibootModule> load_modules(GuestMemory& memory, const KernelConfi
   uint64_t string_gpa = kModuleStringArea.start;
   for (const auto& spec_text : config.initrds) {
     const ModuleSpec spec = parse_module_spec(spec_text);
-    const auto contents = read_file(spec.path, "initrd");
+    const auto contents = read_file(spec.path, "initrd", initrd_file_limit(memory));
     const std::string what = fmt::format("multiboot module {}", spec.path);
     load_bytes(memory, next, contents, contents.size(), what);
     if (next + contents.size() > UINT32_MAX) {
@@ -135,6 +135,7 @@ BootSetup load_multiboot(GuestMemory& memory, std::span<const uint8_t> file, con
   const LoadedKernel kernel = (flags & kMultibootAddressFields)
                                   ? load_address_fields_kernel(memory, file, config.path, location)
                                   : load_elf_kernel(memory, file, config.path);
+  check_entry_point(memory, kernel.entry, fmt::format("{}: multiboot entry point", config.path));
 
   const std::string cmdline = config.cmdline.empty() ? config.path : config.path + " " + config.cmdline;
   write_string(memory, kCommandLineArea.start, cmdline, kCommandLineArea.end(), "kernel command line");

@@ -43,7 +43,7 @@ std::vector<HvmModlistEntry> load_pvh_modules(GuestMemory& memory, const KernelC
   uint64_t string_gpa = kModuleStringArea.start;
   for (const auto& spec_text : config.initrds) {
     const ModuleSpec spec = parse_module_spec(spec_text);
-    const auto contents = read_file(spec.path, "initrd");
+    const auto contents = read_file(spec.path, "initrd", initrd_file_limit(memory));
     if (top < floor || page_align_up(contents.size()) > top - floor) {
       throw UsageError(fmt::format("initrd {} ({} bytes) does not fit in guest RAM between the kernel's end {:#x} "
                                    "and {:#x}", spec.path, contents.size(), floor, top));
@@ -67,6 +67,7 @@ std::vector<HvmModlistEntry> load_pvh_modules(GuestMemory& memory, const KernelC
 
 BootSetup load_pvh(GuestMemory& memory, const ElfFile& elf, uint32_t entry, const KernelConfig& config) {
   const ImageExtent kernel = load_elf_segments(memory, elf, kHighRamStart);
+  check_entry_point(memory, entry, fmt::format("{}: PVH entry point", elf.file_name()));
 
   write_string(memory, kCommandLineArea.start, config.cmdline, kCommandLineArea.end(), "kernel command line");
 

@@ -15,6 +15,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <sstream>
@@ -23,6 +24,8 @@
 
 #include "cli/bench_support.h"
 #include "cli/raw_floor.h"
+#include "common/error.h"
+#include "common/output_file.h"
 
 namespace iovmm::cli {
 namespace {
@@ -80,6 +83,37 @@ std::string path_label(std::string_view configuration_path, std::string_view kin
 
 std::string qemu_path_label(std::string_view kind) {
   return path_label(kind == "vga_write" ? "coalesced" : "exit", kind);
+}
+
+// The access a kind's exit is, as guests/bench-exits/main.c performs it: pci-testdev tests are writes in their BAR's
+// space, the count read is an MMIO read, vga_write an MMIO write; the hypercall carrier is an `outb` to port 0x0FF0,
+// whatever MMIO access it carries. Other kinds never leave the kernel.
+std::optional<FloorAccess> exit_access(std::string_view kind) {
+  if (kind == "testdev_mmio_count_read") return FloorAccess::mmio_read;
+  if (kind.starts_with("hypercall_")) return FloorAccess::pio_write;
+  if (kind.starts_with("testdev_pio_")) return FloorAccess::pio_write;
+  if (kind.starts_with("testdev_mmio_") || kind == "vga_write") return FloorAccess::mmio_write;
+  return std::nullopt;
+}
+
+// Rows whose every access is a user-space exit, so that a raw KVM_RUN floor bounds what they cost: the exit-based
+// paths (ioregionfd among them on this KVM: without the in-kernel ioregionfd its proxy forwards each exit to the
+// device server), and reads under `coalesced`, which binds only latch writes and leaves reads on the exit path.
+bool user_space_row(std::string_view path, std::string_view kind) {
+  if (path == "exit" || path == "fastpath" || path == "hypercall" || path.starts_with("ioregionfd")) return true;
+  const auto access = exit_access(kind);
+  return path == "coalesced" && (access == FloorAccess::mmio_read || access == FloorAccess::pio_read);
+}
+
+// The exit-path row each floor is set against under the floor table: the plainest device access of that kind.
+std::optional<std::string_view> exit_path_reference(FloorAccess access) {
+  switch (access) {
+    case FloorAccess::pio_write: return "testdev_pio_no-eventfd";
+    case FloorAccess::mmio_write: return "testdev_mmio_no-eventfd";
+    case FloorAccess::mmio_read: return "testdev_mmio_count_read";
+    case FloorAccess::pio_read: return std::nullopt;  // no row reads a port through user space
+  }
+  return std::nullopt;
 }
 
 // ---- what the guest prints -----------------------------------------------------------------------------------------
@@ -161,6 +195,8 @@ struct Unavailable {
   std::string message;
 };
 
+struct RowFigures;
+
 class Bench {
  public:
   Bench(const BenchExitsOptions& options, std::string iovmm, std::string guest)
@@ -179,8 +215,9 @@ class Bench {
   void count_qemu_exits();
   std::optional<uint64_t> iovmm_user_exits(const IovmmConfiguration& configuration, const std::string& append);
   void print_table() const;
-  void write_json() const;
+  [[nodiscard]] std::optional<std::string> write_json() const;  // the error line when the file cannot be written
   [[nodiscard]] std::optional<double> median_of(const RowKey& key) const;
+  [[nodiscard]] RowFigures row_figures(const RowKey& key) const;
   [[nodiscard]] std::vector<std::string> modes() const;
 
   const BenchExitsOptions& options_;
@@ -188,6 +225,7 @@ class Bench {
   std::string guest_;
   std::optional<uint64_t> tsc_khz_;
   std::vector<RawFloorResult> raw_floor_;
+  std::unique_ptr<OutputFile> json_file_;  // --json, opened before the first round
   std::map<RowKey, RowData> rows_;
   std::vector<RowKey> row_order_;               // first-seen order: guest kind order, configuration order
   std::vector<std::optional<std::string>> configuration_failed_;  // per configuration: why it could not run
@@ -386,10 +424,21 @@ std::string format_ratio(std::optional<double> ratio) { return ratio ? fmt::form
 struct RowFigures {
   double cycles_median = 0, cycles_min = 0, cycles_max = 0;
   std::optional<double> ns_median, ratio_to_qemu, ratio_to_floor;
+  std::optional<double> ratio_to_raw_floor;  // user-space rows: / the raw floor of the same access and mode
+  std::optional<std::string> raw_floor;      // that floor's variant name, when the row has one
 };
 
+// The raw floor a row is set against: user-space rows only, by the access their exit is and their mode. Also a
+// floor that could not be measured, so that the row can say which one it would have been.
+const RawFloorResult* raw_floor_of(const RowKey& key, const std::vector<RawFloorResult>& floors) {
+  const auto access = exit_access(key.kind);
+  if (!access || !user_space_row(key.path, key.kind)) return nullptr;
+  return find_raw_floor(floors, *access, key.mode);
+}
+
 RowFigures figures(const RowKey& key, const RowData& data, std::optional<uint64_t> tsc_khz,
-                   std::optional<double> qemu_median, std::optional<double> floor_median) {
+                   std::optional<double> qemu_median, std::optional<double> floor_median,
+                   const RawFloorResult* raw_floor) {
   RowFigures f;
   f.cycles_median = median(data.cycles_per_access);
   f.cycles_min = *std::min_element(data.cycles_per_access.begin(), data.cycles_per_access.end());
@@ -397,6 +446,10 @@ RowFigures figures(const RowKey& key, const RowData& data, std::optional<uint64_
   if (tsc_khz) f.ns_median = f.cycles_median * 1e6 / static_cast<double>(*tsc_khz);
   if (qemu_median && *qemu_median > 0) f.ratio_to_qemu = f.cycles_median / *qemu_median;
   if (floor_median && *floor_median > 0 && key.kind != "empty") f.ratio_to_floor = f.cycles_median / *floor_median;
+  if (raw_floor) {
+    f.raw_floor = raw_floor->variant();
+    if (!raw_floor->error && raw_floor->median() > 0) f.ratio_to_raw_floor = f.cycles_median / raw_floor->median();
+  }
   return f;
 }
 
@@ -419,34 +472,42 @@ std::vector<RowKey> ordered_rows(const std::vector<RowKey>& first_seen, const st
   return ordered;
 }
 
+RowFigures Bench::row_figures(const RowKey& key) const {
+  return figures(key, rows_.at(key), tsc_khz_, median_of({key.kind, qemu_path_label(key.kind), "qemu", key.mode}),
+                 median_of({"pic_pio", "in-kernel", key.vmm, key.mode}), raw_floor_of(key, raw_floor_));
+}
+
 void Bench::print_table() const {
-  fmt::print("\n{:<32} {:<18} {:<6} {:<5} {:>30} {:>10} {:>10} {:>7} {:>7}\n", "access", "path", "VMM", "mode",
-             "cycles/access median (min-max)", "ns", "exits/acc", "x QEMU", "x floor");
+  fmt::print("\n{:<32} {:<18} {:<6} {:<5} {:>30} {:>10} {:>10} {:>7} {:>7} {:>7}\n", "access", "path", "VMM", "mode",
+             "cycles/access median (min-max)", "ns", "exits/acc", "x QEMU", "x floor", "x raw");
   for (const auto& key : ordered_rows(row_order_, modes())) {
     const RowData& data = rows_.at(key);
-    const RowFigures f = figures(key, data, tsc_khz_, median_of({key.kind, qemu_path_label(key.kind), "qemu", key.mode}),
-                                 median_of({"pic_pio", "in-kernel", key.vmm, key.mode}));
-    fmt::print("{:<32} {:<18} {:<6} {:<5} {:>30} {:>10} {:>10} {:>7} {:>7}\n", key.kind, key.path, key.vmm, key.mode,
-               fmt::format("{:.0f} ({:.0f}-{:.0f})", f.cycles_median, f.cycles_min, f.cycles_max),
+    const RowFigures f = row_figures(key);
+    fmt::print("{:<32} {:<18} {:<6} {:<5} {:>30} {:>10} {:>10} {:>7} {:>7} {:>7}\n", key.kind, key.path, key.vmm,
+               key.mode, fmt::format("{:.0f} ({:.0f}-{:.0f})", f.cycles_median, f.cycles_min, f.cycles_max),
                f.ns_median ? fmt::format("{:.0f}", *f.ns_median) : "n/a",
                data.user_exits_per_access ? fmt::format("{:.3f}", *data.user_exits_per_access) : "n/a",
-               key.vmm == "qemu" ? "-" : format_ratio(f.ratio_to_qemu), format_ratio(f.ratio_to_floor));
+               key.vmm == "qemu" ? "-" : format_ratio(f.ratio_to_qemu), format_ratio(f.ratio_to_floor),
+               format_ratio(f.ratio_to_raw_floor));
   }
   for (const auto& u : unavailable_) {
     fmt::print("{:<32} {:<18} {:<6} unavailable: {}\n", u.what, u.path, u.vmm, u.message);
   }
 
-  fmt::print("\nraw KVM_RUN floor (an `out` loop answered by KVM_RUN alone, no bus lookup):\n");
+  fmt::print("\nraw KVM_RUN floors (one access in a loop, each exit answered by KVM_RUN alone, no bus lookup; "
+             "`x raw` above is a user-space row / the floor of its own access and mode):\n");
   for (const auto& floor : raw_floor_) {
+    const std::string label = fmt::format("{:<16} {:<10}", floor.variant(), floor_access_name(floor.access));
     if (floor.error) {
-      fmt::print("  {}: unavailable: {}\n", floor.mode, *floor.error);
+      fmt::print("  {} unavailable: {}\n", label, *floor.error);
       continue;
     }
-    const auto exit_pio = median_of({"testdev_pio_no-eventfd", "exit", "iovmm", floor.mode});
-    fmt::print("  {}: {:.0f} cycles per round trip ({:.0f}-{:.0f}){}\n", floor.mode, floor.median(), floor.min(),
+    const auto reference = exit_path_reference(floor.access);
+    const auto exit_row = reference ? median_of({std::string(*reference), "exit", "iovmm", floor.mode}) : std::nullopt;
+    fmt::print("  {} {:.0f} cycles per round trip ({:.0f}-{:.0f}){}\n", label, floor.median(), floor.min(),
                floor.max(),
-               exit_pio ? fmt::format("; iovmm exit path, testdev PIO write: {:.0f} cycles = {:.3f}x the floor",
-                                      *exit_pio, *exit_pio / floor.median())
+               exit_row ? fmt::format("; iovmm exit path, {}: {:.0f} cycles = {:.3f}x the floor", *reference,
+                                      *exit_row, *exit_row / floor.median())
                         : "");
     if (options_.stats) {
       for (double batch : floor.cycles_per_round_trip) {
@@ -463,12 +524,11 @@ nlohmann::json optional_number(std::optional<double> value) {
   return value ? nlohmann::json(*value) : nlohmann::json(nullptr);
 }
 
-void Bench::write_json() const {
+std::optional<std::string> Bench::write_json() const {
   nlohmann::json rows = nlohmann::json::array();
   for (const auto& key : ordered_rows(row_order_, modes())) {
     const RowData& data = rows_.at(key);
-    const RowFigures f = figures(key, data, tsc_khz_, median_of({key.kind, qemu_path_label(key.kind), "qemu", key.mode}),
-                                 median_of({"pic_pio", "in-kernel", key.vmm, key.mode}));
+    const RowFigures f = row_figures(key);
     rows.push_back({{"access", key.kind},
                     {"path", key.path},
                     {"vmm", key.vmm},
@@ -480,6 +540,8 @@ void Bench::write_json() const {
                     {"user_exits_per_access", optional_number(data.user_exits_per_access)},
                     {"ratio_to_qemu", key.vmm == "qemu" ? nlohmann::json(nullptr) : optional_number(f.ratio_to_qemu)},
                     {"ratio_to_floor", optional_number(f.ratio_to_floor)},
+                    {"ratio_to_raw_floor", optional_number(f.ratio_to_raw_floor)},
+                    {"raw_floor", f.raw_floor ? nlohmann::json(*f.raw_floor) : nullptr},
                     {"samples", data.cycles_per_access},
                     {"device_count_last_round", data.last_count ? nlohmann::json(*data.last_count) : nullptr},
                     {"iterations_last_round", data.last_iterations}});
@@ -487,19 +549,27 @@ void Bench::write_json() const {
   for (const auto& u : unavailable_) {
     rows.push_back({{"access", u.what}, {"path", u.path}, {"vmm", u.vmm}, {"unavailable", u.message}});
   }
+  // Keyed by variant: "cpl3" and "cpl0" stay the port-write floor, as when it was the only one.
   nlohmann::json floor = nlohmann::json::object();
   for (const auto& f : raw_floor_) {
     if (f.error) {
-      floor[f.mode] = {{"unavailable", *f.error}};
+      floor[f.variant()] = {{"access", floor_access_name(f.access)}, {"mode", f.mode}, {"unavailable", *f.error}};
       continue;
     }
-    const auto exit_pio = median_of({"testdev_pio_no-eventfd", "exit", "iovmm", f.mode});
-    floor[f.mode] = {{"cycles_median", f.median()},
-                     {"cycles_min", f.min()},
-                     {"cycles_max", f.max()},
-                     {"round_trips_per_batch", f.round_trips_per_batch},
-                     {"batches", f.cycles_per_round_trip},
-                     {"exit_path_testdev_pio_ratio", exit_pio ? nlohmann::json(*exit_pio / f.median()) : nullptr}};
+    const auto reference = exit_path_reference(f.access);
+    const auto exit_row = reference ? median_of({std::string(*reference), "exit", "iovmm", f.mode}) : std::nullopt;
+    const nlohmann::json exit_ratio = exit_row ? nlohmann::json(*exit_row / f.median()) : nullptr;
+    nlohmann::json entry = {{"access", floor_access_name(f.access)},
+                            {"mode", f.mode},
+                            {"cycles_median", f.median()},
+                            {"cycles_min", f.min()},
+                            {"cycles_max", f.max()},
+                            {"round_trips_per_batch", f.round_trips_per_batch},
+                            {"batches", f.cycles_per_round_trip},
+                            {"exit_path_access", reference ? nlohmann::json(*reference) : nullptr},
+                            {"exit_path_ratio", exit_ratio}};
+    if (f.access == FloorAccess::pio_write) entry["exit_path_testdev_pio_ratio"] = exit_ratio;
+    floor[f.variant()] = entry;
   }
   const nlohmann::json document = {{"benchmark", "exits"},
                                    {"rounds", options_.rounds},
@@ -510,17 +580,17 @@ void Bench::write_json() const {
                                    {"qemu", options_.no_qemu ? nlohmann::json(nullptr) : nlohmann::json(options_.qemu)},
                                    {"rows", rows},
                                    {"raw_floor", floor}};
-  std::ofstream file(options_.json_path);
-  file << document.dump(2) << "\n";
-  if (!file) fmt::print(stderr, "iovmm: cannot write {}\n", options_.json_path);
+  return json_file_->replace_contents(document.dump(2) + "\n");
 }
 
 int Bench::run() {
+  // Before anything runs: results that cannot be written are not worth minutes of measuring (throws UsageError).
+  if (!options_.json_path.empty()) json_file_ = std::make_unique<OutputFile>(options_.json_path, "--json");
   const auto& configurations = iovmm_configurations();
   configuration_failed_.assign(configurations.size(), std::nullopt);
   configuration_kinds_.assign(configurations.size(), {});
   tsc_khz_ = kvm_tsc_khz();
-  fmt::print(stderr, "raw KVM_RUN floor...\n");
+  fmt::print(stderr, "raw KVM_RUN floors...\n");
   raw_floor_ = measure_raw_floor(kRawFloorRoundTrips, kRawFloorBatches);
 
   for (int round = 0; round < options_.rounds; ++round) {
@@ -536,7 +606,13 @@ int Bench::run() {
     count_qemu_exits();
   }
   print_table();
-  if (!options_.json_path.empty()) write_json();
+  if (json_file_) {
+    json_file_->keep();
+    if (auto failure = write_json()) {
+      fmt::print(stderr, "iovmm: bench exits: {}\n", *failure);
+      return 4;
+    }
+  }
   return 0;
 }
 
@@ -558,7 +634,7 @@ CLI::App* add_bench_exits_subcommand(CLI::App& parent, BenchExitsOptions& option
   exits->add_option("--goal", options.goal, "Cycles each CPL3 loop must last (CPL0: goal/8)")
       ->check(CLI::Range(uint64_t{1}, uint64_t{1} << 40))
       ->capture_default_str();
-  exits->add_option("--json", options.json_path, "Write the rows and the raw floor as JSON to FILE");
+  exits->add_option("--json", options.json_path, "Write the rows and the raw floors as JSON to FILE");
   exits->add_option("--qemu", options.qemu, "QEMU binary")->capture_default_str();
   exits->add_flag("--no-qemu", options.no_qemu, "Do not run QEMU");
   exits->add_option("--iovmm", options.iovmm, "The iovmm binary to benchmark (default: this one)");
@@ -566,7 +642,7 @@ CLI::App* add_bench_exits_subcommand(CLI::App& parent, BenchExitsOptions& option
   exits->add_option("--modes", options.modes, "Modes to measure, in order: cpl3, cpl0 or both")
       ->check(CLI::IsMember({"cpl3", "cpl0", "cpl3,cpl0", "cpl0,cpl3"}))
       ->capture_default_str();
-  exits->add_flag("--stats", options.stats, "Also print the raw floor's batches and every exit-counting run");
+  exits->add_flag("--stats", options.stats, "Also print the raw floors' batches and every exit-counting run");
   exits->add_flag("--no-exit-counts", [&options](int64_t) { options.count_exits = false; },
                   "Skip the runs that count user-space exits per access");
   exits->add_option("--count-iterations", options.count_iterations, "Accesses per exit-counting run")
@@ -595,7 +671,12 @@ int run_bench_exits(const BenchExitsOptions& options) {
     return kUsageStatus;
   }
   Bench bench(options, iovmm.string(), std::filesystem::absolute(guest).string());
-  return bench.run();
+  try {
+    return bench.run();
+  } catch (const UsageError& e) {
+    fmt::print(stderr, "iovmm: bench exits: {}\n", e.what());
+    return kUsageStatus;
+  }
 }
 
 }  // namespace iovmm::cli

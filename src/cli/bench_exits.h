@@ -1,8 +1,9 @@
 // `iovmm bench exits`: the cost of one guest access for each access kind and dispatch path, side by side with
 // QEMU on the same machine in the same run. Runs guests/bench-exits.elf under iovmm once per path configuration and
 // under QEMU (-M pc, pci-testdev, VGA), alternating, for several rounds; prints one table (median and spread of
-// cycles per access, ns, user-space exits per access, ratios to QEMU and to the in-kernel floor) and the raw
-// KVM_RUN floor; optionally writes it all as JSON. See docs/BENCHMARKS.md.
+// cycles per access, ns, user-space exits per access, ratios to QEMU, to the in-kernel floor and, for rows that exit
+// to user space, to the raw KVM_RUN floor of the same access and mode) and those raw floors; optionally writes it all
+// as JSON. See docs/BENCHMARKS.md.
 #pragma once
 
 #include <cstdint>
@@ -23,7 +24,7 @@ struct BenchExitsOptions {
   std::string guest;                  // empty: guests/bench-exits.elf next to the iovmm binary
   std::string iovmm;                  // the iovmm binary the guest runs under; empty: this program
   std::string modes = "cpl3,cpl0";
-  bool stats = false;                 // also print the raw floor's batches and every exit-counting run
+  bool stats = false;                 // also print the raw floors' batches and every exit-counting run
   bool count_exits = true;            // --no-exit-counts skips the counting runs (user exits per access: n/a)
   uint64_t count_iterations = 1000;   // accesses per counting run
 };

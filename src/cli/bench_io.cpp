@@ -9,6 +9,8 @@
 #include <sstream>
 
 #include "cli/bench_support.h"
+#include "common/error.h"
+#include "common/output_file.h"
 #include "cli/raw_floor.h"
 
 namespace iovmm::cli {
@@ -24,7 +26,8 @@ class IoBench {
 
   void run_round(int round);
   void count_qemu_exits();
-  void report(const IoBenchRun& run, const IoBenchOptions& options) const;
+  // The error line when the results cannot be written, else nullopt.
+  [[nodiscard]] std::optional<std::string> report(const IoBenchRun& run, const IoBenchOptions& options) const;
 
  private:
   void run_configuration(IoBenchConfiguration& configuration);
@@ -127,7 +130,7 @@ void IoBench::count_qemu_exits() {
   }
 }
 
-void IoBench::report(const IoBenchRun& run, const IoBenchOptions& options) const {
+std::optional<std::string> IoBench::report(const IoBenchRun& run, const IoBenchOptions& options) const {
   table_.print(run.title, spec_.group_names);
   nlohmann::json unavailable = nlohmann::json::array();
   for (const auto& c : configurations_) {
@@ -136,14 +139,14 @@ void IoBench::report(const IoBenchRun& run, const IoBenchOptions& options) const
     unavailable.push_back({{"vmm", c.vmm}, {spec_.group_names[0], c.group1}, {spec_.group_names[1], c.group2},
                            {"why", *c.failed}});
   }
-  if (options.json_path.empty()) return;
+  if (options.json_path.empty()) return std::nullopt;
   nlohmann::json document = run.json_header;
   document["benchmark"] = spec_.name;
   document["rounds"] = options.rounds;
   document["requests_per_row"] = options.requests;
   document["image_mib"] = options.image_mib;
   document["unavailable"] = unavailable;
-  table_.write_json(options.json_path, document, spec_.group_names);
+  return table_.write_json(options.json_path, document, spec_.group_names);
 }
 
 }  // namespace
@@ -178,7 +181,8 @@ void add_io_bench_options(CLI::App& command, IoBenchOptions& options) {
   command.add_option("--rounds", options.rounds, "Rounds (each runs every configuration once)")
       ->check(CLI::Range(1, 1000))
       ->capture_default_str();
-  command.add_option("--json", options.json_path, "Write the rows as JSON to FILE");
+  command.add_option("--json", options.json_path, "Write the rows as JSON to FILE (created before the benchmark runs)")
+      ->check([](const std::string& path) { return path.empty() ? std::string("the path is empty") : std::string(); });
   command.add_option("--qemu", options.qemu, "QEMU binary")->capture_default_str();
   command.add_flag("--no-qemu", options.no_qemu, "Do not run QEMU");
   command.add_option("--iovmm", options.iovmm, "The iovmm binary to benchmark (default: this one)");
@@ -198,6 +202,15 @@ void add_io_bench_options(CLI::App& command, IoBenchOptions& options) {
 std::optional<IoBenchSetup> prepare_io_bench(const std::string& bench, const IoBenchOptions& options,
                                              const std::string& guest_name) {
   IoBenchSetup setup;
+  // Before anything runs: a benchmark of several minutes whose results cannot be written is not worth starting.
+  if (!options.json_path.empty()) {
+    try {
+      OutputFile(options.json_path, "--json").keep();
+    } catch (const UsageError& e) {
+      fmt::print(stderr, "iovmm: bench {}: {}\n", bench, e.what());
+      return std::nullopt;
+    }
+  }
   const auto iovmm = iovmm_binary(options.iovmm);
   if (!iovmm) {
     fmt::print(stderr, "iovmm: bench {}: cannot find the iovmm binary\n", bench);
@@ -235,7 +248,11 @@ int run_io_bench(const IoBenchSpec& spec, std::vector<IoBenchConfiguration> conf
     bench.count_qemu_exits();
   }
   std::filesystem::remove(setup.image);
-  bench.report(run, options);
+  if (auto failure = bench.report(run, options)) {
+    // The results are what was asked for: losing them fails the command.
+    fmt::print(stderr, "iovmm: bench {}: {}\n", spec.name, *failure);
+    return 4;
+  }
   return 0;
 }
 

@@ -6,6 +6,7 @@
 #include <fstream>
 
 #include "cli/bench_support.h"
+#include "common/output_file.h"
 
 namespace iovmm::cli {
 namespace {
@@ -95,8 +96,8 @@ void BenchTable::print(const std::string& title, const std::array<std::string, 2
              tsc_khz_ ? " (KVM_GET_TSC_KHZ)" : " (assumed)");
 }
 
-void BenchTable::write_json(const std::string& path, nlohmann::json document,
-                            const std::array<std::string, 2>& group_names) const {
+std::optional<std::string> BenchTable::write_json(const std::string& path, nlohmann::json document,
+                                                  const std::array<std::string, 2>& group_names) const {
   const double hz = static_cast<double>(tsc_khz_.value_or(static_cast<uint64_t>(kFallbackTscKhz))) * 1000.0;
   nlohmann::json rows = nlohmann::json::array();
   for (const auto& key : ordered()) {
@@ -123,9 +124,7 @@ void BenchTable::write_json(const std::string& path, nlohmann::json document,
   }
   document["tsc_khz"] = tsc_khz_ ? nlohmann::json(*tsc_khz_) : nlohmann::json(nullptr);
   document["rows"] = rows;
-  std::ofstream file(path);
-  file << document.dump(2) << "\n";
-  if (!file) fmt::print(stderr, "iovmm: cannot write {}\n", path);
+  return OutputFile(path, "--json").replace_contents(document.dump(2) + "\n");
 }
 
 }  // namespace iovmm::cli

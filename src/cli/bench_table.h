@@ -38,7 +38,9 @@ class BenchTable {
   Row& row(const Key& key);
   [[nodiscard]] std::optional<double> ratio_to_qemu(const Key& key) const;
   void print(const std::string& title, const std::array<std::string, 2>& group_names) const;
-  void write_json(const std::string& path, nlohmann::json document, const std::array<std::string, 2>& group_names) const;
+  // The error line when the file cannot be written, else nullopt.
+  [[nodiscard]] std::optional<std::string> write_json(const std::string& path, nlohmann::json document,
+                                                      const std::array<std::string, 2>& group_names) const;
 
  private:
   [[nodiscard]] const Row* qemu_peer(const Key& key) const;

@@ -3,22 +3,11 @@
 #include <time.h>
 
 #include <array>
+#include <string_view>
 
 #include "common/log.h"
 
 namespace iovmm::devices {
-namespace {
-// PM1 status/enable drive the SCI, PM1 control can power off, and reading the timer updates TMR_STS: all act at
-// once.
-constexpr io::Register kAcpiPmRegisters[] = {
-    {"pm1_sts", 0, 2, io::Access::w1c, io::Effect::synchronous},
-    {"pm1_en", 2, 2, io::Access::rw, io::Effect::synchronous},
-    {"pm1_cnt", 4, 2, io::Access::rw, io::Effect::synchronous, 1},
-    {"pm_tmr", 8, 4, io::Access::ro, io::Effect::read_sensitive},
-};
-constexpr io::RegisterBlock kAcpiPmBlocks[] = {{0, "pm", kAcpiPmRegisters}};
-}  // namespace
-
 namespace {
 
 constexpr uint16_t kStsTimer = 1u << 0;
@@ -47,29 +36,37 @@ constexpr uint16_t kCntStored = kCntBusMasterReload | kCntSleepTypeMask;  // GBL
 
 constexpr uint32_t kTimerMask = 0xFFFFFF;
 
+// The rows' ids (io::Register::id).
+enum class Reg : uint16_t { pm1_sts, pm1_en, pm1_cnt, pm_tmr };
+
+constexpr io::Register reg(std::string_view name, Reg id, uint64_t offset, unsigned width, io::Access access,
+                           io::Effect effect, uint64_t reset = 0) {
+  return io::Register{.name = name, .offset = offset, .width = width, .access = access, .effect = effect,
+                      .reset_value = reset, .id = static_cast<uint16_t>(id)};
+}
+
+// PM1 status/enable drive the SCI, PM1 control can power off, and reading the timer updates TMR_STS: all act at
+// once. The offsets are the FADT's (acpi_pm.h).
+constexpr io::Register kAcpiPmRegisters[] = {
+    reg("pm1_sts", Reg::pm1_sts, kPm1EventBlockOffset, 2, io::Access::w1c, io::Effect::synchronous),
+    reg("pm1_en", Reg::pm1_en, kPm1EventBlockOffset + 2, 2, io::Access::rw, io::Effect::synchronous),
+    reg("pm1_cnt", Reg::pm1_cnt, kPm1ControlBlockOffset, 2, io::Access::rw, io::Effect::synchronous, kCntSciEnable),
+    reg("pm_tmr", Reg::pm_tmr, kPmTimerBlockOffset, 4, io::Access::ro, io::Effect::read_sensitive),
+};
+constexpr io::RegisterBlock kAcpiPmBlocks[] = {{0, "pm", kAcpiPmRegisters}};
+
 uint64_t monotonic_ns() {
   timespec ts{};
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000ull + static_cast<uint64_t>(ts.tv_nsec);
 }
 
-// Which bytes of the 16-bit register at `reg` an access [offset, offset+size) touches, and their values lined up
-// with the register: the hardware decodes each byte lane separately.
+// The bytes of one register that an access wrote, lined up with the register: the hardware decodes each byte lane
+// separately.
 struct Lanes {
-  uint16_t value = 0;
-  uint16_t mask = 0;
+  uint32_t value = 0;
+  uint32_t mask = 0;
 };
-Lanes lanes_for(uint64_t reg, uint64_t offset, unsigned size, uint64_t value) {
-  Lanes lanes;
-  for (unsigned i = 0; i < size; ++i) {
-    uint64_t byte_addr = offset + i;
-    if (byte_addr < reg || byte_addr >= reg + 2) continue;
-    unsigned lane = static_cast<unsigned>(byte_addr - reg);
-    lanes.value |= static_cast<uint16_t>(((value >> (8 * i)) & 0xFF) << (8 * lane));
-    lanes.mask |= static_cast<uint16_t>(0xFF << (8 * lane));
-  }
-  return lanes;
-}
 
 }  // namespace
 
@@ -78,7 +75,8 @@ AcpiPm::AcpiPm(std::string name, std::function<void()> power_off, std::shared_pt
       power_off_(std::move(power_off)),
       sci_(std::move(sci)),
       now_ns_(now_ns ? std::move(now_ns) : Clock(monotonic_ns)),
-      start_ns_(now_ns_()) {}
+      start_ns_(now_ns_()),
+      map_(kAcpiPmRegisters) {}
 
 uint32_t AcpiPm::timer_ticks() {
   uint64_t elapsed = now_ns_() - start_ns_;
@@ -101,36 +99,42 @@ void AcpiPm::press_power_button() {
 
 uint64_t AcpiPm::read(unsigned region, uint64_t offset, unsigned size) {
   if (region != 0) return ~0ull;
-  // Lay the block out as bytes, sampling the timer once so a dword read sees one consistent value. The sample
-  // also latches TMR_STS, so a guest polling PM1_STS sees the overflow without reading the timer itself.
+  // The timer is sampled once, so a dword read sees one consistent value. The sample also latches TMR_STS, so a
+  // guest polling PM1_STS sees the overflow without reading the timer itself.
   uint32_t timer = timer_ticks();
-  uint16_t control = static_cast<uint16_t>((control_ & kCntStored) | kCntSciEnable);
-  std::array<uint8_t, kPmRegionSize> block = {
-      static_cast<uint8_t>(status_), static_cast<uint8_t>(status_ >> 8),
-      static_cast<uint8_t>(enable_), static_cast<uint8_t>(enable_ >> 8),
-      static_cast<uint8_t>(control), static_cast<uint8_t>(control >> 8),
-      0, 0,  // reserved bytes between PM1_CNT and PM_TMR
-      static_cast<uint8_t>(timer), static_cast<uint8_t>(timer >> 8), static_cast<uint8_t>(timer >> 16), 0,
-  };
-  uint64_t value = 0;
-  for (unsigned i = 0; i < size && offset + i < kPmRegionSize; ++i) value |= uint64_t{block[offset + i]} << (8 * i);
-  return value;
+  return io::compose(map_, offset, size, [&](const io::Register& row) -> uint64_t {
+    switch (static_cast<Reg>(row.id)) {
+      case Reg::pm1_sts: return status_;
+      case Reg::pm1_en: return enable_;
+      case Reg::pm1_cnt: return (control_ & kCntStored) | kCntSciEnable;
+      case Reg::pm_tmr: return timer;
+    }
+    return 0;
+  });
 }
 
 void AcpiPm::write(unsigned region, uint64_t offset, unsigned size, uint64_t value) {
   if (region != 0) return;
-  Lanes status = lanes_for(kPm1EventBlockOffset, offset, size, value);
+  std::array<Lanes, std::size(kAcpiPmRegisters)> lanes{};  // by register id
+  for (unsigned i = 0; i < size; ++i) {
+    const io::Register* row = map_.find(offset + i, 1);
+    if (!row) continue;  // the reserved bytes decode nothing
+    unsigned lane = static_cast<unsigned>(offset + i - row->offset);
+    lanes[row->id].value |= static_cast<uint32_t>(((value >> (8 * i)) & 0xFF) << (8 * lane));
+    lanes[row->id].mask |= 0xFFu << (8 * lane);
+  }
+  const Lanes& status = lanes[static_cast<size_t>(Reg::pm1_sts)];
+  const Lanes& enable = lanes[static_cast<size_t>(Reg::pm1_en)];
+  const Lanes& control = lanes[static_cast<size_t>(Reg::pm1_cnt)];
   if (status.mask) {
     status_ &= static_cast<uint16_t>(~(status.value & status.mask & kStsDefined));  // write 1 to clear
   }
-  Lanes enable = lanes_for(kPm1EventBlockOffset + 2, offset, size, value);
   if (enable.mask) {
     enable_ = static_cast<uint16_t>((enable_ & ~enable.mask) | (enable.value & enable.mask & kEnDefined));
   }
   if (status.mask || enable.mask) update_sci();
-  Lanes control = lanes_for(kPm1ControlBlockOffset, offset, size, value);
-  if (control.mask) write_control(control.value, control.mask);
-  // PM_TMR is read-only and the reserved bytes decode nothing: writes there are dropped.
+  if (control.mask) write_control(static_cast<uint16_t>(control.value), static_cast<uint16_t>(control.mask));
+  // PM_TMR is read-only: writes there are dropped.
 }
 
 void AcpiPm::write_control(uint16_t value, uint16_t byte_mask) {

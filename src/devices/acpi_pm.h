@@ -17,6 +17,7 @@
 #include <memory>
 
 #include "io/device.h"
+#include "io/register_map.h"
 
 namespace iovmm::devices {
 
@@ -54,6 +55,7 @@ class AcpiPm final : public io::Device {
   std::shared_ptr<io::IrqLine> sci_;
   Clock now_ns_;
   uint64_t start_ns_;
+  io::RegisterMap map_;  // of the register table
   uint64_t timer_epochs_seen_ = 0;  // how many times bit 23 had flipped when the guest last looked
 
   uint16_t status_ = 0;

@@ -30,6 +30,14 @@ DeviceSpec DeviceSpec::parse(std::string_view text) {
   return spec;
 }
 
+void DeviceSpec::add(std::string key, std::string value) {
+  for (const auto& [existing, ignored] : options_) {
+    if (existing == key) throw UsageError(fmt::format("--device {}: '{}' is given twice", text_, key));
+  }
+  options_.emplace_back(std::move(key), std::move(value));
+  used_.push_back(false);
+}
+
 std::optional<std::string> DeviceSpec::take(std::string_view key) const {
   for (size_t i = 0; i < options_.size(); ++i) {
     if (options_[i].first == key) {

@@ -19,6 +19,10 @@ class DeviceSpec {
   [[nodiscard]] const std::string& text() const { return text_; }
   [[nodiscard]] const std::vector<std::pair<std::string, std::string>>& options() const { return options_; }
 
+  // Adds KEY=VALUE as if it had been given, leaving text() as the user wrote it (messages quote that): a name the
+  // machine chose for a device without id=.
+  void add(std::string key, std::string value);
+
   // The value of `key`, marking it used.
   [[nodiscard]] std::optional<std::string> take(std::string_view key) const;
   // Options nobody took: the caller reports them as unknown.

@@ -2,6 +2,8 @@
 
 #include <fmt/core.h>
 
+#include <algorithm>
+#include <bit>
 #include <charconv>
 
 #include "block/backend.h"
@@ -16,6 +18,9 @@
 namespace iovmm::devices {
 namespace {
 
+// virtio-blk's own limit (blk.cpp), checked here too so that the refusal names the --device.
+constexpr unsigned kMaxVirtioBlkQueues = 64;
+
 bool take_on_off(const DeviceSpec& spec, std::string_view key, bool fallback) {
   auto value = spec.take(key);
   if (!value) return fallback;
@@ -24,25 +29,46 @@ bool take_on_off(const DeviceSpec& spec, std::string_view key, bool fallback) {
   throw UsageError(fmt::format("--device {}: {}={}: expected on or off", spec.text(), key, *value));
 }
 
-unsigned take_number(const DeviceSpec& spec, std::string_view key, unsigned fallback) {
+// A number in [min, max]; out of range or not a number is one line that names the option, the value and the range.
+unsigned take_number(const DeviceSpec& spec, std::string_view key, unsigned fallback, unsigned min, unsigned max) {
   auto value = spec.take(key);
   if (!value) return fallback;
-  unsigned number = 0;
+  uint64_t number = 0;
   auto [end, error] = std::from_chars(value->data(), value->data() + value->size(), number);
-  if (error != std::errc() || end != value->data() + value->size()) {
-    throw UsageError(fmt::format("--device {}: {}={}: expected a number", spec.text(), key, *value));
+  const bool digits = end == value->data() + value->size() && end != value->data();
+  if (!digits || (error != std::errc() && error != std::errc::result_out_of_range)) {
+    throw UsageError(fmt::format("--device {}: {}={}: expected a number from {} to {}", spec.text(), key, *value,
+                                 min, max));
   }
-  return number;
+  if (error == std::errc::result_out_of_range || number < min || number > max) {
+    throw UsageError(fmt::format("--device {}: {}={}: out of range ({} to {})", spec.text(), key, *value, min, max));
+  }
+  return static_cast<unsigned>(number);
 }
 
-// file=, readonly=, direct=: the disk image options virtio-blk and ide share, as QEMU's -drive has them.
-std::unique_ptr<block::Backend> open_disk(const DeviceSpec& spec) {
+// id=: the device's name in statistics and messages. QEMU's rule for ids (a letter, then letters, digits, '-', '.'
+// and '_'), so that a name is one word in --stats and a JSON key nobody has to quote.
+std::string take_id(const DeviceSpec& spec) {
+  auto id = spec.take("id");
+  if (!id) return default_device_name(spec.type());
+  if (id->empty()) throw UsageError(fmt::format("--device {}: id= is empty", spec.text()));
+  if (!valid_device_id(*id)) {
+    throw UsageError(fmt::format("--device {}: id={}: must start with a letter and hold only letters, digits, '-', "
+                                 "'.' and '_'", spec.text(), *id));
+  }
+  return *id;
+}
+
+// file=, readonly=, direct=, locking=: the disk image options virtio-blk and ide share, as QEMU's -drive has them.
+std::unique_ptr<block::Backend> open_disk(const DeviceSpec& spec, const std::string& name) {
   block::BackendOptions options;
   auto file = spec.take("file");
   if (!file || file->empty()) throw UsageError(fmt::format("--device {}: file=IMAGE is required", spec.text()));
   options.path = *file;
   options.readonly = take_on_off(spec, "readonly", false);
   options.direct = take_on_off(spec, "direct", false);
+  options.locking = take_on_off(spec, "locking", true);
+  options.owner = name;
   try {
     return block::Backend::open(options);
   } catch (const Error& e) {
@@ -60,15 +86,21 @@ void require_machine(const DeviceSpec& spec, const DeviceContext& context) {
 
 BuiltDevice make_virtio_blk(const DeviceSpec& spec, const DeviceContext& context) {
   require_machine(spec, context);
-  std::string name = spec.take("id").value_or("virtio-blk");
+  std::string name = take_id(spec);
   std::string transport = spec.take("transport").value_or("pci");
   bool legacy = take_on_off(spec, "legacy", false);
   virtio::VirtioBlkOptions options;
-  options.queues = take_number(spec, "queues", options.queues);
-  options.queue_size = static_cast<uint16_t>(take_number(spec, "queue_size", options.queue_size));
+  options.queues = take_number(spec, "queues", options.queues, 1, kMaxVirtioBlkQueues);
+  const unsigned queue_size =
+      take_number(spec, "queue_size", options.queue_size, 2, virtio::VirtioTransport::kMaxQueueSize);
+  if (!std::has_single_bit(queue_size)) {
+    throw UsageError(fmt::format("--device {}: queue_size={}: not a power of two (2, 4, ... {})", spec.text(),
+                                 queue_size, virtio::VirtioTransport::kMaxQueueSize));
+  }
+  options.queue_size = static_cast<uint16_t>(queue_size);  // at most 32768: fits
   if (auto serial = spec.take("serial")) options.serial = *serial;
-  auto blk = std::make_unique<virtio::VirtioBlk>(open_disk(spec), options);
-  spec.reject_unused("id, file, transport, legacy, readonly, direct, queues, queue_size, serial, dispatch, "
+  auto blk = std::make_unique<virtio::VirtioBlk>(open_disk(spec, name), options);
+  spec.reject_unused("id, file, transport, legacy, readonly, direct, locking, queues, queue_size, serial, dispatch, "
                      "dispatch.REGISTER");
 
   BuiltDevice built;
@@ -86,9 +118,9 @@ BuiltDevice make_virtio_blk(const DeviceSpec& spec, const DeviceContext& context
 
 BuiltDevice make_ide(const DeviceSpec& spec, const DeviceContext& context) {
   require_machine(spec, context);
-  std::string name = spec.take("id").value_or("ide");
-  auto disk = open_disk(spec);
-  spec.reject_unused("id, file, readonly, direct, dispatch, dispatch.REGISTER");
+  std::string name = take_id(spec);
+  auto disk = open_disk(spec, name);
+  spec.reject_unused("id, file, readonly, direct, locking, dispatch, dispatch.REGISTER");
   BuiltDevice built;
   built.device = std::make_shared<IdeController>(name, std::move(disk), context);
   built.fixed_windows = IdeController::legacy_windows();
@@ -100,6 +132,19 @@ BuiltDevice make_ide(const DeviceSpec& spec, const DeviceContext& context) {
 
 }  // namespace
 
+bool valid_device_id(std::string_view id) {
+  auto letter = [](char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); };
+  if (id.empty() || !letter(id.front())) return false;
+  return std::all_of(id.begin(), id.end(), [&](char c) {
+    return letter(c) || (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_';
+  });
+}
+
+std::string default_device_name(std::string_view type) {
+  if (type == "vga-window") return "vga";
+  return std::string(type);
+}
+
 bool needs_machine(std::string_view type) { return type == "virtio-blk" || type == "ide"; }
 
 std::string known_device_types() { return "pci-testdev, vga-window, virtio-blk, ide"; }
@@ -110,12 +155,12 @@ BuiltDevice make_device(const DeviceSpec& spec, const DeviceContext& context) {
     PciTestdevOptions options;
     // As QEMU 7.2 does when KVM allows it, so that the same guest measures the same ioeventfd.
     options.any_length_mmio_wildcard = context.host.ioeventfd_any_length;
-    auto testdev = std::make_shared<PciTestdev>(spec.take("id").value_or("pci-testdev"), options);
+    auto testdev = std::make_shared<PciTestdev>(take_id(spec), options);
     if (context.doorbells) testdev->set_doorbell_host(context.doorbells);
     built.device = testdev;
     spec.reject_unused("id, dispatch, dispatch.REGISTER");
   } else if (spec.type() == "vga-window") {
-    built.device = std::make_shared<VgaWindow>(spec.take("id").value_or("vga"));
+    built.device = std::make_shared<VgaWindow>(take_id(spec));
     built.fixed_windows.push_back({0, io::Space::mmio, VgaWindow::kBase, VgaWindow::kSize});
     spec.reject_unused("id, dispatch, dispatch.REGISTER");
   } else if (spec.type() == "virtio-blk") {

@@ -45,12 +45,18 @@ struct BuiltDevice {
 };
 
 // Takes the spec's device options (the machine has already taken the dispatch ones); throws UsageError for an
-// unknown type or option, or for a device that needs a service the context lacks.
+// unknown type or option, an empty or malformed id=, or for a device that needs a service the context lacks.
+// Whether an id is unique is the machine's to check: it knows the other devices.
 [[nodiscard]] BuiltDevice make_device(const DeviceSpec& spec, const DeviceContext& context = {});
 
 // Devices that need what only the VMM has (guest memory for DMA, interrupts, its event loop): they cannot be served
 // by an iovmm-device process.
 [[nodiscard]] bool needs_machine(std::string_view type);
+
+// The name a device of `type` gets without id= ("vga" for vga-window, else the type itself).
+[[nodiscard]] std::string default_device_name(std::string_view type);
+// What id= accepts: a letter, then letters, digits, '-', '.' and '_' (QEMU's rule).
+[[nodiscard]] bool valid_device_id(std::string_view id);
 
 // "pci-testdev, vga-window": for error messages.
 [[nodiscard]] std::string known_device_types();

@@ -16,10 +16,8 @@ constexpr io::Register kFwCfgRegisters[] = {
     {"data", 1, 1, io::Access::rw, io::Effect::read_sensitive},
     {"selector", 0, 2, io::Access::wo, io::Effect::latch},
 };
+constexpr const io::Register& kSelector = kFwCfgRegisters[1];
 constexpr io::RegisterBlock kFwCfgBlocks[] = {{0, "port", kFwCfgRegisters}};
-}  // namespace
-
-namespace {
 
 template <typename T>
 std::vector<uint8_t> little_endian(T value) {
@@ -129,7 +127,7 @@ uint64_t FwCfg::read(unsigned region, uint64_t, unsigned size) {
 
 void FwCfg::write(unsigned region, uint64_t offset, unsigned size, uint64_t value) {
   if (region != 0) return;
-  if (size == 2 && offset == 0) {
+  if (offset == kSelector.offset && size == kSelector.width) {
     uint16_t key = static_cast<uint16_t>(value) & static_cast<uint16_t>(~fw_cfg_key::kWriteChannel);
     data_offset_ = 0;
     if (items_.contains(key)) {

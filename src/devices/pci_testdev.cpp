@@ -31,9 +31,9 @@ constexpr uint8_t test_data(unsigned number) {
 }
 
 constexpr Register port_register(std::string_view name, unsigned bar, unsigned number) {
-  // `reset` carries the test's data byte: what the dispatch layer hands doorbell() for a wildcard doorbell.
+  // `doorbell_value` carries the test's data byte: what the dispatch layer hands doorbell() for a wildcard doorbell.
   return Register{.name = name, .offset = port_offset(bar, number), .width = 1, .access = Access::wo,
-                  .effect = Effect::latch, .reset = test_data(number), .lockless_read = false};
+                  .effect = Effect::latch, .lockless_read = false, .doorbell_value = test_data(number)};
 }
 
 // One BAR's table: the header (same offsets on both BARs) and that BAR's three test ports. Every header read comes
@@ -41,17 +41,17 @@ constexpr Register port_register(std::string_view name, unsigned bar, unsigned n
 constexpr std::array<Register, 9> bar_registers(unsigned bar) {
   return {
       Register{.name = "test", .offset = PciTestdev::kTestField, .width = 1, .access = Access::rw,
-               .effect = Effect::synchronous, .reset = 0, .lockless_read = true},
+               .effect = Effect::synchronous, .lockless_read = true},
       Register{.name = "width", .offset = PciTestdev::kWidthField, .width = 1, .access = Access::ro,
-               .effect = Effect::synchronous, .reset = 0, .lockless_read = true},
+               .effect = Effect::synchronous, .lockless_read = true},
       Register{.name = "offset", .offset = PciTestdev::kOffsetField, .width = 4, .access = Access::ro,
-               .effect = Effect::synchronous, .reset = 0, .lockless_read = true},
+               .effect = Effect::synchronous, .lockless_read = true},
       Register{.name = "data", .offset = PciTestdev::kDataField, .width = 4, .access = Access::ro,
-               .effect = Effect::synchronous, .reset = 0, .lockless_read = true},
+               .effect = Effect::synchronous, .lockless_read = true},
       Register{.name = "count", .offset = PciTestdev::kCountField, .width = 4, .access = Access::ro,
-               .effect = Effect::synchronous, .reset = 0, .lockless_read = true},
+               .effect = Effect::synchronous, .lockless_read = true},
       Register{.name = "name", .offset = PciTestdev::kNameField, .width = PciTestdev::kNameFieldSize,
-               .access = Access::ro, .effect = Effect::synchronous, .reset = 0, .lockless_read = true},
+               .access = Access::ro, .effect = Effect::synchronous, .lockless_read = true},
       port_register("port_no_eventfd", bar, 0),
       port_register("port_wildcard_eventfd", bar, 1),
       port_register("port_datamatch_eventfd", bar, 2),

@@ -41,7 +41,7 @@
 //                               drain: it returns what has been delivered so far.
 //   port_no_eventfd, port_wildcard_eventfd, port_datamatch_eventfd
 //              wo  latch        a write only bumps a counter that a later read of `count` observes: coalescable.
-//                               `reset` holds the test's data byte (what a wildcard doorbell delivers).
+//                               `doorbell_value` holds the test's data byte (what a wildcard doorbell delivers).
 //
 // Off by default: QEMU 7.2 registers mmio-wildcard-eventfd's ioeventfd with length 0 (any access width, KVM's
 // fast-MMIO bus) when KVM has KVM_CAP_IOEVENTFD_ANY_LENGTH. PciTestdevOptions::any_length_mmio_wildcard asks the
@@ -68,7 +68,10 @@ struct PciTestdevOptions {
   bool any_length_mmio_wildcard = false;
 };
 
-class PciTestdev final : public PciDevice {
+class PciTestdev final : public PciDevice,
+                         public io::LocklessReads,
+                         public io::DoorbellSink,
+                         public io::Quiescent {
  public:
   static constexpr uint16_t kVendorId = 0x1b36;  // Red Hat, Inc.
   static constexpr uint16_t kDeviceId = 0x0005;  // QEMU PCI test device

@@ -1,37 +1,12 @@
 #include "devices/uart16550.h"
 
 #include <algorithm>
+#include <string_view>
 
 #include "common/log.h"
 
 namespace iovmm::devices {
 namespace {
-// The 16550's eight registers (the DLAB selects the divisor latch at 0 and 1). Reading RBR, IIR, LSR or MSR
-// changes state, and most writes act at once; LCR and SCR only store a value that later accesses use.
-constexpr io::Register kUartRegisters[] = {
-    {"rbr_thr_dll", 0, 1, io::Access::rw, io::Effect::synchronous},
-    {"ier_dlm", 1, 1, io::Access::rw, io::Effect::synchronous},
-    {"iir_fcr", 2, 1, io::Access::rw, io::Effect::read_sensitive, 0x01},
-    {"lcr", 3, 1, io::Access::rw, io::Effect::latch},
-    {"mcr", 4, 1, io::Access::rw, io::Effect::synchronous},
-    {"lsr", 5, 1, io::Access::ro, io::Effect::read_sensitive, 0x60},
-    {"msr", 6, 1, io::Access::ro, io::Effect::read_sensitive},
-    {"scr", 7, 1, io::Access::rw, io::Effect::latch},
-};
-constexpr io::RegisterBlock kUartBlocks[] = {{0, "uart", kUartRegisters}};
-}  // namespace
-
-namespace {
-
-// Register offsets from the base port (DLAB selects the divisor latch at 0 and 1).
-constexpr unsigned kRbrThrDll = 0;
-constexpr unsigned kIerDlm = 1;
-constexpr unsigned kIirFcr = 2;
-constexpr unsigned kLcr = 3;
-constexpr unsigned kMcr = 4;
-constexpr unsigned kLsr = 5;
-constexpr unsigned kMsr = 6;
-constexpr unsigned kScr = 7;
 
 constexpr uint8_t kIerRxData = 0x01;
 constexpr uint8_t kIerThrEmpty = 0x02;
@@ -76,10 +51,33 @@ constexpr uint8_t kMsrRi = 0x40;
 constexpr uint8_t kMsrDcd = 0x80;
 constexpr uint8_t kMsrLines = 0xF0;
 
+// The rows' ids (io::Register::id), which read_register and write_register switch on.
+enum class Reg : uint16_t { rbr_thr_dll, ier_dlm, iir_fcr, lcr, mcr, lsr, msr, scr };
+
+constexpr io::Register reg(std::string_view name, Reg id, uint64_t offset, io::Access access, io::Effect effect,
+                           uint64_t reset = 0) {
+  return io::Register{.name = name, .offset = offset, .width = 1, .access = access, .effect = effect,
+                      .reset_value = reset, .id = static_cast<uint16_t>(id)};
+}
+
+// The 16550's eight registers (the DLAB selects the divisor latch at 0 and 1). Reading RBR, IIR, LSR or MSR
+// changes state, and most writes act at once; LCR and SCR only store a value that later accesses use.
+constexpr io::Register kUartRegisters[] = {
+    reg("rbr_thr_dll", Reg::rbr_thr_dll, 0, io::Access::rw, io::Effect::synchronous),
+    reg("ier_dlm", Reg::ier_dlm, 1, io::Access::rw, io::Effect::synchronous),
+    reg("iir_fcr", Reg::iir_fcr, 2, io::Access::rw, io::Effect::read_sensitive, kIirNone),
+    reg("lcr", Reg::lcr, 3, io::Access::rw, io::Effect::latch),
+    reg("mcr", Reg::mcr, 4, io::Access::rw, io::Effect::synchronous),
+    reg("lsr", Reg::lsr, 5, io::Access::ro, io::Effect::read_sensitive, kLsrThrEmpty | kLsrTransmitterEmpty),
+    reg("msr", Reg::msr, 6, io::Access::ro, io::Effect::read_sensitive),
+    reg("scr", Reg::scr, 7, io::Access::rw, io::Effect::latch),
+};
+constexpr io::RegisterBlock kUartBlocks[] = {{0, "uart", kUartRegisters}};
+
 }  // namespace
 
 Uart16550::Uart16550(std::string name, std::shared_ptr<io::IrqLine> irq, OutputSink output)
-    : io::Device(std::move(name)), irq_(std::move(irq)), output_(std::move(output)) {
+    : io::Device(std::move(name)), irq_(std::move(irq)), output_(std::move(output)), map_(kUartRegisters) {
   msr_ = modem_inputs();
 }
 
@@ -101,26 +99,28 @@ uint64_t Uart16550::read(unsigned region, uint64_t offset, unsigned size) {
   if (region != 0) return ~0ull;
   // The UART sits on an 8-bit bus: a wider access reaches consecutive registers, one byte each.
   uint64_t value = 0;
-  for (unsigned i = 0; i < size; ++i) value |= uint64_t{read_register(static_cast<unsigned>(offset) + i)} << (8 * i);
+  for (unsigned i = 0; i < size; ++i) value |= uint64_t{read_register(offset + i)} << (8 * i);
   return value;
 }
 
 void Uart16550::write(unsigned region, uint64_t offset, unsigned size, uint64_t value) {
   if (region != 0) return;
   for (unsigned i = 0; i < size; ++i) {
-    write_register(static_cast<unsigned>(offset) + i, static_cast<uint8_t>(value >> (8 * i)));
+    write_register(offset + i, static_cast<uint8_t>(value >> (8 * i)));
   }
 }
 
-uint8_t Uart16550::read_register(unsigned reg) {
-  switch (reg) {
-    case kRbrThrDll:
+uint8_t Uart16550::read_register(uint64_t offset) {
+  const io::Register* row = map_.find(offset, 1);
+  if (!row) return 0xFF;
+  switch (static_cast<Reg>(row->id)) {
+    case Reg::rbr_thr_dll:
       if (lcr_ & kLcrDlab) return static_cast<uint8_t>(divisor_);
       return pop_rx();
-    case kIerDlm:
+    case Reg::ier_dlm:
       if (lcr_ & kLcrDlab) return static_cast<uint8_t>(divisor_ >> 8);
       return ier_;
-    case kIirFcr: {
+    case Reg::iir_fcr: {
       uint8_t id = pending_interrupt();
       // Reading IIR while it reports THR empty is one of the two ways to acknowledge that interrupt.
       if (id == kIirThrEmpty) {
@@ -129,33 +129,35 @@ uint8_t Uart16550::read_register(unsigned reg) {
       }
       return static_cast<uint8_t>(id | ((fcr_ & kFcrEnable) ? kIirFifosEnabled : 0));
     }
-    case kLcr:
+    case Reg::lcr:
       return lcr_;
-    case kMcr:
+    case Reg::mcr:
       return mcr_;
-    case kLsr: {
+    case Reg::lsr: {
       uint8_t lsr = kLsrThrEmpty | kLsrTransmitterEmpty | lsr_errors_;
       if (rx_count_ > 0) lsr |= kLsrDataReady;
       lsr_errors_ = 0;  // error bits clear on read
       update_irq();
       return lsr;
     }
-    case kMsr: {
+    case Reg::msr: {
       uint8_t msr = msr_;
       msr_ &= kMsrLines;  // delta bits clear on read
       update_irq();
       return msr;
     }
-    case kScr:
+    case Reg::scr:
       return scr_;
     default:
       return 0xFF;
   }
 }
 
-void Uart16550::write_register(unsigned reg, uint8_t value) {
-  switch (reg) {
-    case kRbrThrDll:
+void Uart16550::write_register(uint64_t offset, uint8_t value) {
+  const io::Register* row = map_.find(offset, 1);
+  if (!row) return;
+  switch (static_cast<Reg>(row->id)) {
+    case Reg::rbr_thr_dll:
       if (lcr_ & kLcrDlab) {
         divisor_ = static_cast<uint16_t>((divisor_ & 0xFF00) | value);
         return;
@@ -168,7 +170,7 @@ void Uart16550::write_register(unsigned reg, uint8_t value) {
       thr_empty_interrupt_ = true;
       update_irq();
       return;
-    case kIerDlm:
+    case Reg::ier_dlm:
       if (lcr_ & kLcrDlab) {
         divisor_ = static_cast<uint16_t>((divisor_ & 0x00FF) | (value << 8));
         return;
@@ -181,21 +183,21 @@ void Uart16550::write_register(unsigned reg, uint8_t value) {
       }
       update_irq();
       return;
-    case kIirFcr:
+    case Reg::iir_fcr:
       write_fcr(value);
       return;
-    case kLcr:
+    case Reg::lcr:
       lcr_ = value;
       return;
-    case kMcr:
+    case Reg::mcr:
       write_mcr(value);
       return;
-    case kLsr:
-    case kMsr:
+    case Reg::lsr:
+    case Reg::msr:
       // Status registers: writes reach only the factory test logic on the chip. Ignored, as QEMU does.
-      IOVMM_LOG_RATELIMITED("{}: guest wrote {:#04x} to read-only register {}: ignored", name(), value, reg);
+      IOVMM_LOG_RATELIMITED("{}: guest wrote {:#04x} to read-only register {}: ignored", name(), value, row->name);
       return;
-    case kScr:
+    case Reg::scr:
       scr_ = value;
       return;
     default:

@@ -21,6 +21,7 @@
 #include <span>
 
 #include "io/device.h"
+#include "io/register_map.h"
 
 namespace iovmm::devices {
 
@@ -49,8 +50,8 @@ class Uart16550 final : public io::Device {
   void write(unsigned region, uint64_t offset, unsigned size, uint64_t value) override;
 
  private:
-  [[nodiscard]] uint8_t read_register(unsigned reg);
-  void write_register(unsigned reg, uint8_t value);
+  [[nodiscard]] uint8_t read_register(uint64_t offset);
+  void write_register(uint64_t offset, uint8_t value);
   void write_fcr(uint8_t value);
   void write_mcr(uint8_t value);
   void transmit(uint8_t byte);
@@ -68,6 +69,7 @@ class Uart16550 final : public io::Device {
 
   std::shared_ptr<io::IrqLine> irq_;
   OutputSink output_;
+  io::RegisterMap map_;  // of the register table
 
   std::array<uint8_t, kFifoSize> rx_fifo_{};
   size_t rx_head_ = 0;

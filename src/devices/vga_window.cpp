@@ -9,7 +9,7 @@ namespace {
 
 constexpr std::array<io::Register, 1> kVramRegisters = {
     io::Register{.name = "vram", .offset = 0, .width = VgaWindow::kSize, .access = io::Access::rw,
-                 .effect = io::Effect::latch, .reset = 0, .lockless_read = false},
+                 .effect = io::Effect::latch, .lockless_read = false},
 };
 constexpr std::array<io::RegisterBlock, 1> kRegisterBlocks = {
     io::RegisterBlock{.region = 0, .name = "vram", .registers = kVramRegisters},

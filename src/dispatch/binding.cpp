@@ -16,6 +16,13 @@ std::string describe(std::string_view device, const io::RegisterBlock& block, co
 
 }  // namespace
 
+const WindowBinding::BoundRegister* WindowBinding::find(uint64_t offset, unsigned size) const {
+  for (const auto& bound : registers) {
+    if (bound.reg.covers(offset, size)) return &bound;
+  }
+  return nullptr;
+}
+
 void DispatchChoice::add(std::string_view device, std::string_view key, std::string_view value) {
   if (key == "dispatch" && value == "partial") {
     partial = true;
@@ -69,9 +76,9 @@ std::optional<std::string> why_illegal(const io::Register& reg, io::Path path) {
   return "unknown path";
 }
 
-std::map<unsigned, io::WindowBinding> bind_registers(std::string_view device, std::span<const io::RegisterBlock> blocks,
+std::map<unsigned, WindowBinding> bind_registers(std::string_view device, std::span<const io::RegisterBlock> blocks,
                                                      const DispatchChoice& choice) {
-  std::map<unsigned, io::WindowBinding> bindings;
+  std::map<unsigned, WindowBinding> bindings;
   for (const auto& block : blocks) bindings[block.region].whole = io::Path::exit;
 
   if (choice.whole_device_ioregionfd()) {

@@ -16,6 +16,18 @@
 
 namespace iovmm::dispatch {
 
+// The paths chosen for one of a device's windows: what route.h compiles into the window's route.
+struct WindowBinding {
+  struct BoundRegister {
+    io::Register reg;
+    io::Path path;
+  };
+  io::Path whole = io::Path::exit;       // exit, or ioregionfd when a device server carries the whole window
+  std::vector<BoundRegister> registers;  // registers taking another path than exit
+
+  [[nodiscard]] const BoundRegister* find(uint64_t offset, unsigned size) const;
+};
+
 struct DispatchChoice {
   io::Path device_path = io::Path::exit;                    // dispatch=PATH: wherever legal
   // dispatch=partial: partial device acceleration — each register on the cheapest path its effect class allows
@@ -34,7 +46,7 @@ struct DispatchChoice {
 // Bindings per region (keyed by RegisterBlock::region) for a device's register blocks. NAME in an override is a
 // register ("count", every block that has one), a block ("mmio": each of its registers) or "BLOCK.REGISTER".
 // Throws UsageError for an unknown name, an illegal choice, or a device-wide path no register can take.
-[[nodiscard]] std::map<unsigned, io::WindowBinding> bind_registers(std::string_view device,
+[[nodiscard]] std::map<unsigned, WindowBinding> bind_registers(std::string_view device,
                                                                    std::span<const io::RegisterBlock> blocks,
                                                                    const DispatchChoice& choice);
 

@@ -1,6 +1,7 @@
 // The paravirtual MMIO/PIO hypercall (docs/HYPERCALL.md): the guest names address, size, direction and value in
 // registers, so the VMM performs the access without decoding an instruction or faulting on the device's address.
-// This part is carrier-independent; the vCPU runner reads the registers (KVM_CAP_SYNC_REGS) and writes results back.
+// The port carrier is a device on the port bus whose route performs the call with the registers of the vCPU whose
+// exit is being handled (ExitContext), so the vCPU loop knows nothing of it.
 #pragma once
 
 #include <cstdint>
@@ -32,5 +33,21 @@ struct HypercallRegisters {
 
 // Performs the access on the bus it names, counted under the `hypercall` path; updates rax (reads) and rcx.
 void execute_hypercall(HypercallRegisters& regs, io::Bus& pio, io::Bus& mmio);
+
+// What the vCPU thread handling an exit lends the hypercall carrier. Installed once per vCPU thread.
+class ExitContext {
+ public:
+  virtual ~ExitContext() = default;
+  [[nodiscard]] virtual HypercallRegisters load_registers() = 0;
+  virtual void store_registers(const HypercallRegisters& regs) = 0;
+  // The guest has found the port: from now on have KVM hand over the registers on every exit (KVM_CAP_SYNC_REGS)
+  // instead of two ioctls per call. A guest that never looks costs nothing.
+  virtual void expect_hypercalls() = 0;
+};
+void set_thread_exit_context(ExitContext* context);
+
+// Maps the port (kHypercallPort, 4 bytes) on `pio` with its route: reads at offset 0 return the signature, writes
+// there perform the call. Without an exit context on the thread (no vCPU), writes are ignored.
+void attach_hypercall_port(io::Bus& pio, io::Bus& mmio);
 
 }  // namespace iovmm::dispatch

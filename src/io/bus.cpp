@@ -5,27 +5,45 @@
 #include <fmt/core.h>
 
 #include <algorithm>
+#include <bit>
 
 #include "common/error.h"
 #include "common/log.h"
 
 namespace iovmm::io {
 
-void AccessCounts::add(uint64_t offset, unsigned size, Direction direction, Path path, uint64_t n) {
-  std::lock_guard lock(mutex_);
-  counts_[Key{offset, size, direction, path}] += n;
+AccessCounts::AccessCounts(std::span<const Register> registers)
+    : map_(registers), flat_(std::make_unique<std::atomic<uint64_t>[]>(slot(static_cast<uint32_t>(registers.size()),
+                                                                              Direction::read, Path::exit, 0))) {}
+
+void AccessCounts::add(uint32_t row, uint64_t offset, unsigned size, Direction direction, Path path, uint64_t n) {
+  if (row != RegisterMap::kNone && offset == map_.registers()[row].offset && valid_access_size(size)) {
+    flat_[slot(row, direction, path, static_cast<unsigned>(std::countr_zero(size)))].fetch_add(
+        n, std::memory_order_relaxed);
+    return;
+  }
+  std::lock_guard lock(other_mutex_);
+  other_[Key{offset, size, direction, path}] += n;
 }
 
 std::map<AccessCounts::Key, uint64_t> AccessCounts::snapshot() const {
-  std::lock_guard lock(mutex_);
-  return counts_;
-}
-
-const WindowBinding::BoundRegister* WindowBinding::find(uint64_t offset, unsigned size) const {
-  for (const auto& bound : registers) {
-    if (bound.reg.covers(offset, size)) return &bound;
+  std::map<Key, uint64_t> out;
+  {
+    std::lock_guard lock(other_mutex_);
+    out = other_;
   }
-  return nullptr;
+  const auto registers = map_.registers();
+  for (uint32_t row = 0; row < registers.size(); ++row) {
+    for (auto direction : {Direction::read, Direction::write}) {
+      for (unsigned p = 0; p < kPathCount; ++p) {
+        for (unsigned w = 0; w < kWidths; ++w) {
+          uint64_t n = flat_[slot(row, direction, static_cast<Path>(p), w)].load(std::memory_order_relaxed);
+          if (n) out[Key{registers[row].offset, 1u << w, direction, static_cast<Path>(p)}] += n;
+        }
+      }
+    }
+  }
+  return out;
 }
 
 Bus::Bus(Space space) : space_(space), table_(std::make_shared<const Table>()) {}
@@ -33,6 +51,7 @@ Bus::Bus(Space space) : space_(space), table_(std::make_shared<const Table>()) {
 void Bus::publish(Table table) {
   std::sort(table.begin(), table.end(), [](const Window& a, const Window& b) { return a.base < b.base; });
   table_.store(std::make_shared<const Table>(std::move(table)), std::memory_order_release);
+  generation_.fetch_add(1, std::memory_order_release);
 }
 
 void Bus::notify(const Window* removed, const Window* added) {
@@ -60,9 +79,10 @@ void Bus::check_free(const Table& table, const Window& window) const {
 void Bus::map(Window window) {
   if (!window.device) throw Error("bus: window without a device");
   if (window.label.empty()) window.label = window.device->name();
+  if (!window.counts) window.counts = std::make_shared<AccessCounts>(window.device->registers(window.region));
   std::lock_guard lock(writer_mutex_);
-  auto bound = bindings_.find({window.device.get(), window.region});
-  if (bound != bindings_.end()) window.binding = bound->second;
+  auto bound = routes_.find({window.device.get(), window.region});
+  if (bound != routes_.end()) window.route = bound->second;
   Table table = *table_.load(std::memory_order_acquire);
   check_free(table, window);
   table.push_back(window);
@@ -101,14 +121,14 @@ void Bus::move(const Device& device, unsigned region, uint64_t new_base) {
   notify(&old, &moved);
 }
 
-void Bus::bind(const Device& device, unsigned region, std::shared_ptr<const WindowBinding> binding) {
+void Bus::bind(const Device& device, unsigned region, std::shared_ptr<const WindowRoute> route) {
   std::lock_guard lock(writer_mutex_);
-  bindings_[{&device, region}] = binding;
+  routes_[{&device, region}] = route;
   Table table = *table_.load(std::memory_order_acquire);
   for (auto& w : table) {
     if (w.device.get() != &device || w.region != region) continue;
     Window old = w;
-    w.binding = binding;
+    w.route = route;
     Window rebound = w;
     publish(table);
     notify(&old, &rebound);
@@ -124,18 +144,15 @@ std::optional<Window> Bus::find_window(const Device& device, unsigned region) co
   return std::nullopt;
 }
 
-Bus::Hit Bus::lookup(uint64_t addr, unsigned size) const {
-  auto table = table_.load(std::memory_order_acquire);
-  if (!valid_access_size(size)) return {std::move(table), nullptr, AccessResult::bad_size};
-  auto it = std::upper_bound(table->begin(), table->end(), addr,
-                             [](uint64_t a, const Window& w) { return a < w.base; });
-  if (it == table->begin()) return {std::move(table), nullptr, AccessResult::unmapped};
+Bus::Hit Bus::lookup(const Table& table, uint64_t addr, unsigned size) const {
+  if (!valid_access_size(size)) return {nullptr, AccessResult::bad_size};
+  auto it = std::upper_bound(table.begin(), table.end(), addr, [](uint64_t a, const Window& w) { return a < w.base; });
+  if (it == table.begin()) return {nullptr, AccessResult::unmapped};
   --it;
   uint64_t offset = addr - it->base;
-  if (offset >= it->size) return {std::move(table), nullptr, AccessResult::unmapped};
-  if (size > it->size - offset) return {std::move(table), nullptr, AccessResult::crosses_end};
-  const Window* window = &*it;
-  return {std::move(table), window, AccessResult::ok};
+  if (offset >= it->size) return {nullptr, AccessResult::unmapped};
+  if (size > it->size - offset) return {nullptr, AccessResult::crosses_end};
+  return {&*it, AccessResult::ok};
 }
 
 void Bus::note_bad_access(AccessResult result, Direction direction, uint64_t addr, unsigned size, uint64_t value) {
@@ -152,15 +169,8 @@ void Bus::note_bad_access(AccessResult result, Direction direction, uint64_t add
   }
 }
 
-namespace {
-// The path an access is counted under: the caller's, unless the window as a whole is carried by a proxy.
-Path counted_path(const Window& window, Path via) {
-  return window.binding && via == Path::exit ? window.binding->whole : via;
-}
-}  // namespace
-
-AccessResult Bus::read(uint64_t addr, unsigned size, uint64_t& value, Path via) {
-  Hit hit = lookup(addr, size);
+AccessResult Bus::read_in(const Table& table, uint64_t addr, unsigned size, uint64_t& value, Path via) {
+  Hit hit = lookup(table, addr, size);
   value = valid_access_size(size) ? size_mask(size) : ~0ull;
   if (hit.result != AccessResult::ok) {
     note_bad_access(hit.result, Direction::read, addr, size, 0);
@@ -168,27 +178,63 @@ AccessResult Bus::read(uint64_t addr, unsigned size, uint64_t& value, Path via) 
   }
   const Window& window = *hit.window;
   uint64_t offset = addr - window.base;
-  Path path = counted_path(window, via);
-  const WindowBinding::BoundRegister* bound = window.binding ? window.binding->find(offset, size) : nullptr;
-  if (window.binding && window.binding->carrier) {
-    value = window.binding->carrier->read(window.region, offset, size) & size_mask(size);
-  } else if (bound && bound->path == Path::fastpath && via == Path::exit) {
-    // Constants come from the table itself; lockless registers from the device, which keeps them safe to read.
-    uint64_t byte = offset - bound->reg.offset;  // a constant holds at most 8 bytes of value; beyond them, zeros
-    value = bound->reg.effect == Effect::constant
-                ? (byte < 8 ? (bound->reg.reset >> (8 * byte)) & size_mask(size) : 0)
-                : window.device->read_lockless(window.region, offset, size) & size_mask(size);
-    path = Path::fastpath;
+  uint32_t row = window.counts->row(offset, size);
+  Path path = via;
+  if (window.route) {
+    path = window.route->read(window, row, offset, size, via, value);
   } else {
     std::lock_guard lock(window.device->mutex());
-    value = window.device->read(window.region, offset, size) & size_mask(size);
+    value = window.device->read(window.region, offset, size);
   }
-  window.counts->add(offset, size, Direction::read, path);
+  value &= size_mask(size);
+  window.counts->add(row, offset, size, Direction::read, path);
   return AccessResult::ok;
 }
 
-AccessResult Bus::transfer_string(Direction direction, uint64_t addr, unsigned size, uint32_t count, uint8_t* data) {
-  Hit hit = lookup(addr, size);
+void Bus::write_window(const Window& window, uint64_t offset, unsigned size, uint64_t value, Path via) {
+  uint32_t row = window.counts->row(offset, size);
+  value &= size_mask(size);
+  Path path = via;
+  if (window.route) {
+    path = window.route->write(window, row, offset, size, value, via);
+  } else {
+    std::lock_guard lock(window.device->mutex());
+    window.device->write(window.region, offset, size, value);
+  }
+  window.counts->add(row, offset, size, Direction::write, path);
+}
+
+AccessResult Bus::write_in(const Table& table, uint64_t addr, unsigned size, uint64_t value, Path via) {
+  Hit hit = lookup(table, addr, size);
+  if (hit.result != AccessResult::ok) {
+    note_bad_access(hit.result, Direction::write, addr, size, value);
+    return hit.result;
+  }
+  write_window(*hit.window, addr - hit.window->base, size, value, via);
+  return AccessResult::ok;
+}
+
+AccessResult Bus::read(uint64_t addr, unsigned size, uint64_t& value, Path via) {
+  auto table = table_.load(std::memory_order_acquire);
+  return read_in(*table, addr, size, value, via);
+}
+
+AccessResult Bus::write(uint64_t addr, unsigned size, uint64_t value, Path via) {
+  auto table = table_.load(std::memory_order_acquire);
+  return write_in(*table, addr, size, value, via);
+}
+
+AccessResult Bus::read(Reader& reader, uint64_t addr, unsigned size, uint64_t& value, Path via) {
+  return read_in(reader.table(), addr, size, value, via);
+}
+
+AccessResult Bus::write(Reader& reader, uint64_t addr, unsigned size, uint64_t value, Path via) {
+  return write_in(reader.table(), addr, size, value, via);
+}
+
+AccessResult Bus::transfer_string(Reader& reader, Direction direction, uint64_t addr, unsigned size, uint32_t count,
+                                  uint8_t* data) {
+  Hit hit = lookup(reader.table(), addr, size);
   if (hit.result != AccessResult::ok) {
     for (uint32_t i = 0; i < count; ++i) note_bad_access(hit.result, direction, addr, size, 0);
     if (direction == Direction::read) std::memset(data, 0xFF, size_t{size} * count);
@@ -196,44 +242,30 @@ AccessResult Bus::transfer_string(Direction direction, uint64_t addr, unsigned s
   }
   const Window& window = *hit.window;
   uint64_t offset = addr - window.base;
-  const bool carried = window.binding && window.binding->carrier;
-  Device& target = carried ? *window.binding->carrier : *window.device;
-  auto element = [&](uint8_t* bytes) {
-    uint64_t value = 0;
-    if (direction == Direction::read) {
-      value = target.read(window.region, offset, size);
-      std::memcpy(bytes, &value, size);
-    } else {
-      std::memcpy(&value, bytes, size);
-      target.write(window.region, offset, size, value);
-    }
-  };
-  if (carried) {
-    for (uint32_t i = 0; i < count; ++i) element(data + size_t{i} * size);  // the carrier locks per access
+  Path path = Path::exit;
+  if (window.route) {
+    path = window.route->transfer_string(window, direction, offset, size, count, data);
   } else {
     std::lock_guard lock(window.device->mutex());
-    for (uint32_t i = 0; i < count; ++i) element(data + size_t{i} * size);
+    transfer_elements(*window.device, window.region, direction, offset, size, count, data);
   }
-  window.counts->add(offset, size * count, direction, counted_path(window, Path::exit));
+  window.counts->add(RegisterMap::kNone, offset, size * count, direction, path);
   return AccessResult::ok;
 }
 
-AccessResult Bus::write(uint64_t addr, unsigned size, uint64_t value, Path via) {
-  Hit hit = lookup(addr, size);
-  if (hit.result != AccessResult::ok) {
-    note_bad_access(hit.result, Direction::write, addr, size, value);
-    return hit.result;
+void transfer_elements(Device& target, unsigned region, Direction direction, uint64_t offset, unsigned size,
+                       uint32_t count, uint8_t* data) {
+  for (uint32_t i = 0; i < count; ++i) {
+    uint8_t* element = data + size_t{i} * size;
+    uint64_t value = 0;
+    if (direction == Direction::read) {
+      value = target.read(region, offset, size);
+      std::memcpy(element, &value, size);
+    } else {
+      std::memcpy(&value, element, size);
+      target.write(region, offset, size, value);
+    }
   }
-  const Window& window = *hit.window;
-  uint64_t offset = addr - window.base;
-  if (window.binding && window.binding->carrier) {
-    window.binding->carrier->write(window.region, offset, size, value & size_mask(size));
-  } else {
-    std::lock_guard lock(window.device->mutex());
-    window.device->write(window.region, offset, size, value & size_mask(size));
-  }
-  window.counts->add(offset, size, Direction::write, counted_path(window, via));
-  return AccessResult::ok;
 }
 
 std::vector<Window> Bus::windows() const { return *table_.load(std::memory_order_acquire); }

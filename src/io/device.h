@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <mutex>
 #include <span>
 #include <string>
@@ -23,7 +24,10 @@ enum class Direction : uint8_t { read, write };
 
 class Device {
  public:
-  explicit Device(std::string name) : name_(std::move(name)) {}
+  explicit Device(std::string name) : name_(std::move(name)), mutex_(std::make_shared<std::mutex>()) {}
+  // A window of `owner` that is an object of its own (IDE's legacy ports next to the controller's BARs): it takes
+  // the owner's lock, so the device's state stays behind one mutex whichever window an access came through.
+  Device(std::string name, Device& owner) : name_(std::move(name)), mutex_(owner.mutex_) {}
   Device(const Device&) = delete;
   Device& operator=(const Device&) = delete;
   virtual ~Device() = default;
@@ -36,37 +40,54 @@ class Device {
   [[nodiscard]] virtual uint64_t read(unsigned region, uint64_t offset, unsigned size) = 0;
   virtual void write(unsigned region, uint64_t offset, unsigned size, uint64_t value) = 0;
 
-  // Reads of registers bound to `fastpath` (Register::lockless_read): called WITHOUT mutex(), possibly at the same
-  // time as read/write/doorbell on other threads. Only registers the device declared lockless are read this way.
-  [[nodiscard]] virtual uint64_t read_lockless(unsigned region, uint64_t offset, unsigned size) {
-    return read(region, offset, size);
-  }
-
   // The device's register tables, one block per window that has one. A window without a table can only be
   // dispatched as a whole (exit or ioregionfd).
   [[nodiscard]] virtual std::span<const RegisterBlock> register_blocks() const { return {}; }
-
-  // Writes that arrived as an eventfd signal rather than as an exit: `count` writes of `value` (the datamatch value,
-  // or the register's reset value for a wildcard doorbell, whose written values KVM does not keep). Called with
-  // mutex() held, on the event loop. The default treats them as one write: a doorbell rung twice before anyone
-  // looked is the same as rung once.
-  virtual void doorbell(unsigned region, uint64_t offset, unsigned size, uint64_t value, uint64_t count) {
-    (void)count;
-    write(region, offset, size, value);
+  // The table of one window: empty when it has none.
+  [[nodiscard]] std::span<const Register> registers(unsigned region) const {
+    for (const auto& block : register_blocks()) {
+      if (block.region == region) return block.registers;
+    }
+    return {};
   }
-
-  // The machine is going away: stop using what it lent the device (doorbells, fd watchers, interrupt lines) and
-  // finish work in flight. Called once, before the machine's services are destroyed; the device may still be
-  // referenced (by bus tables) afterwards but receives no more accesses.
-  virtual void quiesce() {}
 
   // Serialises register accesses against each other and against the device's own threads. One per device: there
   // is no global lock.
-  [[nodiscard]] std::mutex& mutex() { return mutex_; }
+  [[nodiscard]] std::mutex& mutex() { return *mutex_; }
 
  private:
   std::string name_;
-  std::mutex mutex_;
+  std::shared_ptr<std::mutex> mutex_;
+};
+
+// Optional capabilities: small interfaces a device opts into by inheriting them. The dispatch layer looks for them
+// once, when it binds a window (dynamic_cast), never per access.
+
+// Reads of registers bound to `fastpath` (Register::lockless_read): called WITHOUT Device::mutex(), possibly at the
+// same time as read/write on other threads. Only registers the device declared lockless are read this way.
+class LocklessReads {
+ public:
+  virtual ~LocklessReads() = default;
+  [[nodiscard]] virtual uint64_t read_lockless(unsigned region, uint64_t offset, unsigned size) = 0;
+};
+
+// Writes that arrived as an eventfd signal rather than as an exit: `count` writes of `value` (the datamatch value,
+// or Register::doorbell_value for a wildcard doorbell, whose written values KVM does not keep). Called with the
+// device's mutex held, on the event loop. A device without this capability gets one write(): a doorbell rung
+// twice before anyone looked is the same as rung once.
+class DoorbellSink {
+ public:
+  virtual ~DoorbellSink() = default;
+  virtual void doorbell(unsigned region, uint64_t offset, unsigned size, uint64_t value, uint64_t count) = 0;
+};
+
+// A device that borrowed the machine's services (doorbells, fd watchers, interrupt lines) or has work in flight:
+// quiesce() is called once, before those services are destroyed; the device may still be referenced (by bus
+// tables) afterwards but receives no more accesses.
+class Quiescent {
+ public:
+  virtual ~Quiescent() = default;
+  virtual void quiesce() = 0;
 };
 
 // A level-triggered interrupt line as the device sees it; the machine decides how it reaches the guest.

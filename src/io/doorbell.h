@@ -1,7 +1,7 @@
 // What a device may ask of the dispatch layer at run time: turn writes to one of its registers into eventfd
 // signals (KVM ioeventfd), as QEMU's memory_region_add_eventfd does. pci-testdev registers its test's doorbell when
 // the test is selected; virtio registers QueueNotify per queue. The device never sees KVM or the eventfd: the writes
-// come back through Device::doorbell.
+// come back through io::DoorbellSink::doorbell (or as one write for a device without it).
 #pragma once
 
 #include <cstdint>

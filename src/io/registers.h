@@ -32,12 +32,19 @@ struct Register {
   unsigned width;  // bytes covered by the register
   Access access;
   Effect effect;
-  uint64_t reset = 0;
+  // The value after power-on or a device reset. A `constant` keeps it for the device's lifetime, which is what the
+  // fastpath answers from the table without asking the device.
+  uint64_t reset_value = 0;
   // The device answers reads of this register without its lock (atomics or a seqlock): `fastpath` is legal.
   bool lockless_read = false;
   // A doorbell bound to `ioeventfd` becomes one ioeventfd per value 0..n-1 (datamatch: virtio's QueueNotify, whose
-  // value is the queue index) when n > 0, else one wildcard ioeventfd delivering `reset`.
+  // value is the queue index) when n > 0, else one wildcard ioeventfd.
   uint16_t datamatch_values = 0;
+  // What a wildcard doorbell's signals deliver as the written value: KVM does not keep the values it swallowed.
+  uint64_t doorbell_value = 0;
+  // The device's own tag for the row (a value of its register enum): what its read/write code switches on once the
+  // row is found, so that offsets are written in the table and nowhere else.
+  uint16_t id = 0;
 
   [[nodiscard]] constexpr bool covers(uint64_t off, unsigned size) const {
     return off >= offset && off - offset < width && size <= width - (off - offset);

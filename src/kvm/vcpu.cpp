@@ -71,25 +71,4 @@ void Vcpu::set_msrs(const std::vector<kvm_msr_entry>& msrs) {
   }
 }
 
-size_t Vcpu::drain_coalesced(const std::function<void(const kvm_coalesced_mmio&)>& handle) {
-  if (!ring_) return 0;
-  size_t handled = 0;
-  // KVM publishes `last` after filling the entry; we publish `first` after consuming it.
-  std::atomic_ref<uint32_t> last(ring_->last);
-  std::atomic_ref<uint32_t> first(ring_->first);
-  uint32_t head = first.load(std::memory_order_relaxed);
-  while (head != last.load(std::memory_order_acquire)) {
-    if (head >= ring_entries_) {  // a corrupt index must not walk us off the page
-      first.store(last.load(std::memory_order_relaxed), std::memory_order_release);
-      break;
-    }
-    kvm_coalesced_mmio entry = ring_->coalesced_mmio[head];
-    handle(entry);
-    head = (head + 1) % ring_entries_;
-    first.store(head, std::memory_order_release);
-    ++handled;
-  }
-  return handled;
-}
-
 }  // namespace iovmm::kvm

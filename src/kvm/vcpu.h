@@ -39,9 +39,10 @@ class Vcpu {
   // Registers KVM copies into kvm_run on every exit (KVM_CAP_SYNC_REGS), saving a KVM_GET_REGS on the exit path.
   void set_sync_regs(uint64_t kvm_valid_regs) { run_->kvm_valid_regs = kvm_valid_regs; }
 
-  // Coalesced MMIO/PIO ring: entries KVM queued since the last drain, in order. Returns how many were handled.
-  // The ring is shared by all vCPUs of a VM; the caller serialises draining.
-  size_t drain_coalesced(const std::function<void(const kvm_coalesced_mmio&)>& handle);
+  // Coalesced MMIO/PIO ring KVM maps after kvm_run (null when KVM has none), and how many entries it holds. The ring
+  // is shared by all vCPUs of a VM; the dispatch layer drains it.
+  [[nodiscard]] kvm_coalesced_mmio_ring* coalesced_ring() const { return ring_; }
+  [[nodiscard]] uint32_t coalesced_ring_entries() const { return ring_entries_; }
 
  private:
   uint32_t id_;

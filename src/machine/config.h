@@ -19,6 +19,9 @@ struct MachineConfig {
   std::string stats_json;  // path, or empty
   bool console_input = true;  // feed stdin to the UART
   uint32_t poll_us = 0;       // event loop: look for more work this long before sleeping (EventLoop::set_poll_budget)
+  bool seccomp = true;        // the VMM's own allow-lists once the guest runs (machine/seccomp.h)
+  // Tests only: "vcpu" or "main" makes that thread do a forbidden system call once its filter is in.
+  std::string seccomp_test_violation;
 };
 
 }  // namespace iovmm

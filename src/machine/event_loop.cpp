@@ -14,29 +14,43 @@ EventLoop::EventLoop() : epoll_(::epoll_create1(EPOLL_CLOEXEC)) {
 }
 
 void EventLoop::add(int fd, uint32_t events, Handler handler) {
+  auto record = std::make_unique<Record>();
+  record->handler = std::move(handler);
   epoll_event event{};
   event.events = events;
-  event.data.fd = fd;
+  event.data.ptr = record.get();
   std::lock_guard lock(mutex_);
-  // Registered before epoll can report the fd, so the loop always finds its handler.
-  handlers_[fd] = std::make_shared<Handler>(std::move(handler));
-  if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, fd, &event) != 0) {
-    handlers_.erase(fd);
-    throw_errno(fmt::format("epoll_ctl add fd {}", fd));
-  }
+  if (handlers_.count(fd)) throw Error(fmt::format("event loop: fd {} is watched already", fd));
+  if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, fd, &event) != 0) throw_errno(fmt::format("epoll_ctl add fd {}", fd));
+  handlers_[fd] = std::move(record);
 }
 
 void EventLoop::modify(int fd, uint32_t events) {
+  std::lock_guard lock(mutex_);
+  auto it = handlers_.find(fd);
+  if (it == handlers_.end()) throw Error(fmt::format("event loop: fd {} is not watched", fd));
   epoll_event event{};
   event.events = events;
-  event.data.fd = fd;
+  event.data.ptr = it->second.get();
   if (::epoll_ctl(epoll_.get(), EPOLL_CTL_MOD, fd, &event) != 0) throw_errno(fmt::format("epoll_ctl mod fd {}", fd));
 }
 
 void EventLoop::remove(int fd) {
   std::lock_guard lock(mutex_);
+  auto it = handlers_.find(fd);
+  if (it == handlers_.end()) return;
   ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, fd, nullptr);
-  handlers_.erase(fd);
+  it->second->live.store(false, std::memory_order_release);
+  retired_.push_back(std::move(it->second));
+  handlers_.erase(it);
+}
+
+void EventLoop::free_retired() {
+  std::vector<std::unique_ptr<Record>> done;
+  {
+    std::lock_guard lock(mutex_);
+    done.swap(retired_);
+  }
 }
 
 void EventLoop::watch(int fd, std::function<void()> on_readable) {
@@ -47,6 +61,7 @@ void EventLoop::run(const std::function<bool()>& keep_running) {
   epoll_event events[16];
   auto last_event = std::chrono::steady_clock::now();
   while (keep_running()) {
+    free_retired();  // no event of the last batch is being handled any more
     const bool polling = poll_budget_.count() > 0 && std::chrono::steady_clock::now() - last_event < poll_budget_;
     int n = ::epoll_wait(epoll_.get(), events, 16, polling ? 0 : -1);
     if (n < 0) {
@@ -55,14 +70,8 @@ void EventLoop::run(const std::function<bool()>& keep_running) {
     }
     if (n > 0 && poll_budget_.count() > 0) last_event = std::chrono::steady_clock::now();
     for (int i = 0; i < n; ++i) {
-      std::shared_ptr<Handler> handler;
-      {
-        std::lock_guard lock(mutex_);
-        auto it = handlers_.find(events[i].data.fd);
-        if (it == handlers_.end()) continue;
-        handler = it->second;  // keeps it alive if it removes itself
-      }
-      (*handler)(events[i].events);
+      auto* record = static_cast<Record*>(events[i].data.ptr);
+      if (record->live.load(std::memory_order_acquire)) record->handler(events[i].events);
     }
   }
 }

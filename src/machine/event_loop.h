@@ -1,14 +1,18 @@
 // The machine's one epoll thread: host input, signals, timers and device eventfds. Handlers run on this thread
 // only and must not block; add/modify/remove may be called from any thread (a vCPU thread adds a doorbell's eventfd
 // while the guest selects a test), and a handler removed while it runs finishes with the state it captured.
+// Each epoll event carries a pointer to its handler's record, so an event costs no lock and no lookup; a removed
+// record is kept until the loop starts its next wait, after every event that could still name it was handled.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <vector>
 
 #include "common/fd.h"
 #include "io/fd_watcher.h"
@@ -39,8 +43,15 @@ class EventLoop final : public io::FdWatcher {
 
  private:
   Fd epoll_;
-  std::mutex mutex_;  // guards handlers_
-  std::map<int, std::shared_ptr<Handler>> handlers_;
+  struct Record {
+    Handler handler;
+    std::atomic<bool> live{true};
+  };
+  void free_retired();
+
+  std::mutex mutex_;  // guards handlers_ and retired_
+  std::map<int, std::unique_ptr<Record>> handlers_;
+  std::vector<std::unique_ptr<Record>> retired_;
   std::chrono::microseconds poll_budget_{0};
 };
 

@@ -8,6 +8,8 @@
 
 #include <fmt/core.h>
 
+#include <cstring>
+
 #include "boot/kernel_loader.h"
 #include "boot/layout.h"
 #include "common/error.h"
@@ -41,12 +43,21 @@ Machine::Machine(MachineConfig config) : config_(std::move(config)) {
   validate_config();
   create_vm();
   loop_.set_poll_budget(std::chrono::microseconds(config_.poll_us));
-  dispatcher_ = std::make_unique<Dispatcher>(*vm_, pio_, mmio_, loop_);
-  platform_ = std::make_unique<Platform>(
-      PlatformContext{*vm_, *memory_, pio_, mmio_, stop_, *dispatcher_, loop_, *interrupts_, config_});
+  registrar_ = std::make_unique<dispatch::VmRegistrar>(*vm_);
+  dispatcher_ = std::make_unique<dispatch::Dispatcher>(*registrar_, pio_, mmio_, loop_);
+  dispatch::attach_hypercall_port(pio_, mmio_);
+  devices::PostPort::Observer on_marker;
+  if (config_.print_stats || !config_.stats_json.empty()) on_marker = [this](uint8_t value) { note_marker(value); };
+  platform_ = std::make_unique<Platform>(PlatformContext{*vm_, *memory_, pio_, mmio_, stop_, *dispatcher_, loop_,
+                                                         *interrupts_, config_, std::move(on_marker)});
   boot::KernelConfig kernel{config_.kernel, platform_->kernel_cmdline(), config_.initrds, platform_->rsdp_address()};
   boot_ = boot::load_kernel(*memory_, kernel);
   create_vcpus();
+  if (config_.seccomp && seccomp::sanitizer_build()) {
+    log::info("seccomp: no filter in a sanitizer build (the runtime makes system calls of its own)");
+  } else if (config_.seccomp) {
+    seccomp_ = std::make_unique<seccomp::Filters>();
+  }
 }
 
 Machine::~Machine() {
@@ -65,6 +76,7 @@ void Machine::validate_config() {
   system_.require(KVM_CAP_USER_MEMORY, "KVM_CAP_USER_MEMORY", "guest RAM");
   system_.require(KVM_CAP_IMMEDIATE_EXIT, "KVM_CAP_IMMEDIATE_EXIT", "stopping vCPUs without races");
   system_.require(KVM_CAP_BINARY_STATS_FD, "KVM_CAP_BINARY_STATS_FD", "statistics and halt detection");
+  if (!config_.stats_json.empty()) stats_file_ = std::make_unique<OutputFile>(config_.stats_json, "--stats-json");
 }
 
 void Machine::create_vm() {
@@ -87,18 +99,18 @@ void Machine::create_vcpus() {
     vcpus_.push_back(std::move(vcpu));
   }
   for (auto& vcpu : vcpus_) runners_.push_back(std::make_unique<VcpuRunner>(*vcpu, pio_, mmio_, *dispatcher_, stop_));
-  if (config_.print_stats || !config_.stats_json.empty()) {
-    // What a benchmark needs to attribute exits and accesses to one measured loop: a snapshot at each marker.
-    for (auto& runner : runners_) {
-      runner->set_marker_handler([this](uint32_t vcpu, uint8_t value, uint64_t user_exits) {
-        nlohmann::json marker = {{"vcpu", vcpu}, {"value", value}, {"user_exits", user_exits},
-                                 {"devices", device_accesses(pio_, mmio_)}};
-        std::lock_guard lock(markers_mutex_);
-        markers_.push_back(std::move(marker));
-      });
-    }
-  }
   probes_seen_.assign(runners_.size(), 0);
+}
+
+// What a benchmark needs to attribute exits and accesses to one measured loop: a snapshot at each marker, taken on
+// the writing vCPU's thread.
+void Machine::note_marker(uint8_t value) {
+  const VcpuRunner* runner = VcpuRunner::current();
+  if (!runner) return;
+  nlohmann::json marker = {{"vcpu", runner->id()}, {"value", value}, {"user_exits", runner->user_exits()},
+                           {"devices", device_accesses(pio_, mmio_)}};
+  std::lock_guard lock(markers_mutex_);
+  markers_.push_back(std::move(marker));
 }
 
 // A guest that halts with interrupts off (or whose every vCPU waits for a SIPI nobody can send) would block in
@@ -126,6 +138,29 @@ void Machine::watch_for_halted_vcpus() {
     stop_.request(kExitHaltedForever,
                   "guest halted forever: every vCPU is halted with interrupts disabled or waiting for a SIPI");
   }
+}
+
+// After start-up, before the first KVM_RUN: the process filter on every thread (so on this one, the event loop),
+// then the vCPU threads, which inherit it and add their own before they enter the guest.
+void Machine::start_vcpus() {
+  if (!seccomp_) {
+    for (auto& runner : runners_) runner->start();
+    return;
+  }
+  seccomp_->install_process();
+  const bool vcpu_violation = config_.seccomp_test_violation == "vcpu";
+  for (auto& runner : runners_) {
+    runner->start([this, vcpu_violation, id = runner->id()] {
+      if (const int err = seccomp_->install_vcpu(static_cast<int>(id)); err != 0) {
+        stop_.request(kExitFatal, fmt::format("vCPU {}: seccomp: installing its filter: {} (--seccomp off runs "
+                                              "without it)", id, std::strerror(err)));
+        return false;
+      }
+      if (vcpu_violation && id == 0) seccomp::make_forbidden_call();
+      return true;
+    });
+  }
+  if (config_.seccomp_test_violation == "main") seccomp::make_forbidden_call();
 }
 
 int Machine::run() {
@@ -163,8 +198,9 @@ int Machine::run() {
   stop_.set_kicker([this] {
     for (auto& runner : runners_) runner->kick();
   });
+  if (stats_file_) stats_file_->keep();
   startup_ms_ = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - process_start()).count();
-  for (auto& runner : runners_) runner->start();
+  start_vcpus();
   try {
     loop_.run([&] { return !stop_.requested(); });
   } catch (const std::exception& e) {
@@ -184,18 +220,27 @@ int Machine::run() {
   if (unmapped > 0) {
     log::warn("the guest made {} accesses that reached no device (all-ones reads, dropped writes)", unmapped);
   }
-  write_stats();
+  // Nothing reads the signalfd any more: SIGINT and SIGTERM end the process as they would any program's, so that a
+  // statistics write blocked on a pipe nobody reads can still be stopped.
+  sigset_t stops = stop_signals();
+  pthread_sigmask(SIG_UNBLOCK, &stops, nullptr);
+  if (auto failure = write_stats()) {
+    // The results are part of what was asked for: losing them is a failure of the run, whatever the guest did.
+    log::error("{}", *failure);
+    return kExitFatal;
+  }
   return status;
 }
 
-void Machine::write_stats() {
-  if (!config_.print_stats && config_.stats_json.empty()) return;
+std::optional<std::string> Machine::write_stats() {
+  if (!config_.print_stats && !stats_file_) return std::nullopt;
   std::lock_guard lock(markers_mutex_);
   StatsInput input{config_, startup_ms_, stop_.status(), stop_.reason(), pio_, mmio_, runners_, *vm_,
                    dispatch::probe_vmcall_carrier(system_), markers_};
   nlohmann::json stats = collect_stats(input);
   if (config_.print_stats) print_stats(stats);
-  if (!config_.stats_json.empty()) write_stats_json(stats, config_.stats_json);
+  if (stats_file_) return write_stats_json(stats, *stats_file_);
+  return std::nullopt;
 }
 
 }  // namespace iovmm

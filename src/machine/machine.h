@@ -5,20 +5,25 @@
 
 #include <memory>
 #include <mutex>
+#include <optional>
+#include <string>
 
 #include <nlohmann/json.hpp>
 #include <vector>
 
 #include "boot/boot_setup.h"
+#include "common/output_file.h"
 #include "io/bus.h"
 #include "kvm/system.h"
 #include "kvm/vcpu.h"
 #include "kvm/vm.h"
 #include "machine/config.h"
-#include "machine/dispatcher.h"
+#include "dispatch/dispatcher.h"
+#include "dispatch/registrar.h"
 #include "machine/event_loop.h"
 #include "machine/interrupts.h"
 #include "machine/platform.h"
+#include "machine/seccomp.h"
 #include "machine/stop.h"
 #include "machine/vcpu_runner.h"
 #include "memory/guest_memory.h"
@@ -43,9 +48,16 @@ class Machine {
   void create_vm();
   void create_vcpus();
   void watch_for_halted_vcpus();
-  void write_stats();
+  void start_vcpus();
+  void note_marker(uint8_t value);
+  // The error line when --stats-json could not be written, else nullopt.
+  [[nodiscard]] std::optional<std::string> write_stats();
 
   MachineConfig config_;
+  // Compiled at start-up, installed by run(); null with --seccomp off or in a sanitizer build.
+  std::unique_ptr<seccomp::Filters> seccomp_;
+  // --stats-json, opened before anything runs.
+  std::unique_ptr<OutputFile> stats_file_;
   kvm::System system_;
   std::unique_ptr<GuestMemory> memory_;
   std::unique_ptr<kvm::Vm> vm_;
@@ -55,7 +67,8 @@ class Machine {
   io::Bus mmio_{io::Space::mmio};
   StopController stop_;
   EventLoop loop_;
-  std::unique_ptr<Dispatcher> dispatcher_;
+  std::unique_ptr<dispatch::VmRegistrar> registrar_;
+  std::unique_ptr<dispatch::Dispatcher> dispatcher_;
   std::unique_ptr<Platform> platform_;
   boot::BootSetup boot_;
   std::vector<std::unique_ptr<kvm::Vcpu>> vcpus_;

@@ -18,6 +18,7 @@
 #include "devices/pci/bar_allocation.h"
 #include "devices/post_port.h"
 #include "dispatch/binding.h"
+#include "dispatch/device_options.h"
 #include "machine/exit_status.h"
 
 namespace iovmm {
@@ -32,6 +33,32 @@ constexpr uint64_t kVirtioMmioBase = 0xFEB00000;
 constexpr uint64_t kVirtioMmioStride = 0x200;
 constexpr uint32_t kVirtioMmioFirstGsi = 16;
 constexpr unsigned kVirtioMmioSlots = 8;
+
+// Every name a device has on this machine so far: the platform's, and the user's devices before their windows exist
+// (a PCI function has none until its BARs are assigned).
+bool device_name_taken(std::string_view name, const io::Bus& pio, const io::Bus& mmio,
+                       const std::vector<std::shared_ptr<devices::PciDevice>>& pci,
+                       const std::vector<std::shared_ptr<io::Device>>& user) {
+  auto same = [&](const auto& device) { return device->name() == name; };
+  for (const io::Bus* bus : {&pio, &mmio}) {
+    for (const auto& window : bus->windows()) {
+      if (window.device->name() == name) return true;
+    }
+  }
+  return std::any_of(pci.begin(), pci.end(), same) || std::any_of(user.begin(), user.end(), same);
+}
+
+// A fixed window the user asked for (two vga-window devices) that lands on another is the user's to fix: refused
+// before the bus would find it, so that it is a usage error and not a failure of the machine.
+void check_window_free(const io::Bus& bus, const devices::FixedWindow& place, const devices::DeviceSpec& spec) {
+  for (const auto& window : bus.windows()) {
+    if (place.base < window.base + window.size && window.base < place.base + place.size) {
+      throw UsageError(fmt::format("--device {}: its {} window {:#x}+{:#x} overlaps {} at {:#x}+{:#x} (given twice?)",
+                                   spec.text(), io::to_string(bus.space()), place.base, place.size, window.label,
+                                   window.base, window.size));
+    }
+  }
+}
 
 void write_console(uint8_t byte) {
   // The guest's console is ours: a failed write (closed pipe) drops the byte rather than stopping the guest.
@@ -50,11 +77,14 @@ Platform::Platform(PlatformContext context) : context_(context), kernel_cmdline_
 Platform::~Platform() {
   // The buses keep devices alive after the platform (and the dispatcher) are gone: detach them from the doorbell
   // host now, while it still exists.
-  for (const auto& device : user_devices_) device->quiesce();
+  for (const auto& device : user_devices_) {
+    if (auto* quiescent = dynamic_cast<io::Quiescent*>(device.get())) quiescent->quiesce();
+  }
   if (saved_termios_) tcsetattr(STDIN_FILENO, TCSANOW, &*saved_termios_);
 }
 
 void Platform::map(io::Bus& bus, uint64_t base, uint64_t size, std::shared_ptr<io::Device> device, unsigned region) {
+  context_.dispatch.bind(*device, region);
   io::Window window;
   window.region = region;
   window.base = base;
@@ -74,7 +104,7 @@ void Platform::create_devices() {
   });
   map(context_.pio, devices::DebugExit::kDefaultBase, devices::DebugExit::kDefaultSize, debug_exit_);
 
-  map(context_.pio, devices::PostPort::kPort, 1, std::make_shared<devices::PostPort>());
+  map(context_.pio, devices::PostPort::kPort, 1, std::make_shared<devices::PostPort>(context_.on_marker));
 
   fw_cfg_ = std::make_shared<devices::FwCfg>("fw_cfg");
   map(context_.pio, devices::FwCfg::kIoBase, devices::FwCfg::kRegionSize, fw_cfg_);
@@ -86,95 +116,10 @@ void Platform::create_devices() {
 
 }
 
-void Platform::bind(const io::Device& device, const std::vector<unsigned>& regions, io::WindowBinding binding) {
-  auto shared = std::make_shared<const io::WindowBinding>(std::move(binding));
-  for (unsigned region : regions) {
-    context_.pio.bind(device, region, shared);
-    context_.mmio.bind(device, region, shared);
-  }
-}
-
-namespace {
-// Options of the ioregionfd transport, not of the device: the device process is not told them.
-constexpr std::string_view kIoregionfdKeys[] = {"server", "posted", "spin", "timeout"};
-
-bool is_dispatch_key(std::string_view key) {
-  if (key == "dispatch" || key.rfind("dispatch.", 0) == 0) return true;
-  for (auto k : kIoregionfdKeys) {
-    if (key == k) return true;
-  }
-  return false;
-}
-
-bool parse_on_off(const devices::DeviceSpec& spec, std::string_view key, const std::string& value) {
-  if (value == "on" || value == "true" || value == "1") return true;
-  if (value == "off" || value == "false" || value == "0") return false;
-  throw UsageError(fmt::format("--device {}: {}={}: expected on or off", spec.text(), key, value));
-}
-
-unsigned parse_number(const devices::DeviceSpec& spec, std::string_view key, const std::string& value) {
-  try {
-    size_t used = 0;
-    unsigned long n = std::stoul(value, &used);
-    if (used == value.size() && n <= 60'000'000) return static_cast<unsigned>(n);
-  } catch (const std::exception&) {
-  }
-  throw UsageError(fmt::format("--device {}: {}={}: expected a number", spec.text(), key, value));
-}
-}  // namespace
-
-std::shared_ptr<io::Device> Platform::start_ioregionfd(const devices::DeviceSpec& spec,
-                                                       std::shared_ptr<io::Device> device) {
-  namespace ioregionfd = dispatch::ioregionfd;
-  ioregionfd::Options options;
-  std::string server = spec.take("server").value_or("thread");
-  if (auto posted = spec.take("posted")) options.posted = parse_on_off(spec, "posted", *posted);
-  if (auto spin = spec.take("spin")) options.spin_us = parse_number(spec, "spin", *spin);
-  if (auto timeout = spec.take("timeout")) {
-    options.timeout = std::chrono::milliseconds(parse_number(spec, "timeout", *timeout));
-  }
-  StopController& stop = context_.stop;
-  options.on_failure = [&stop](const std::string& line) { stop.request(kExitFatal, line); };
-
-  std::unique_ptr<ioregionfd::Channel> channel;
-  if (server == "thread") {
-    channel = ioregionfd::start_thread_server(std::move(device), std::move(options));
-  } else if (server == "process") {
-    if (devices::needs_machine(spec.type())) {
-      throw UsageError(fmt::format("--device {}: {} needs guest memory, interrupts and the VMM's event loop; an "
-                                   "iovmm-device process cannot serve it yet (use server=thread)",
-                                   spec.text(), spec.type()));
-    }
-    // The device process builds its own instance from the device's own options.
-    std::string device_text = spec.type();
-    for (const auto& [key, value] : spec.options()) {
-      if (!is_dispatch_key(key)) device_text += fmt::format(",{}={}", key, value);
-    }
-    channel = ioregionfd::start_process_server(device_text, context_.memory, std::move(options));
-  } else {
-    throw UsageError(fmt::format("--device {}: server={}: expected thread or process", spec.text(), server));
-  }
-  auto proxy = channel->proxy();
-  ioregionfd_channels_.push_back(std::move(channel));
-  return proxy;
-}
-
 void Platform::create_user_device(const std::string& text) {
   auto spec = devices::DeviceSpec::parse(text);
-  dispatch::DispatchChoice choice;
-  for (const auto& [key, value] : spec.options()) {
-    if (key == "dispatch" || key.rfind("dispatch.", 0) == 0) {
-      (void)spec.take(key);
-      choice.add(spec.type(), key, value);
-    }
-  }
-  if (!choice.whole_device_ioregionfd()) {
-    for (auto key : kIoregionfdKeys) {
-      if (spec.take(key)) {
-        throw UsageError(fmt::format("--device {}: {}= applies only with dispatch=ioregionfd", text, key));
-      }
-    }
-  }
+  dispatch::DeviceDispatchOptions dispatch_options = dispatch::parse_device_dispatch(text, spec.type(), spec.options());
+  const dispatch::DispatchChoice choice = dispatch_options.choice;
   devices::DeviceContext device_context;
   device_context.host.ioeventfd_any_length =
       context_.vm.system().check_extension(KVM_CAP_IOEVENTFD_ANY_LENGTH) > 0;
@@ -183,19 +128,47 @@ void Platform::create_user_device(const std::string& text) {
   device_context.msi = &context_.interrupts;
   // A device carried by ioregionfd gets every access through its server, doorbells included: the same whether the
   // server is a thread or a process (which has no KVM to ask for an ioeventfd).
-  if (!choice.whole_device_ioregionfd()) device_context.doorbells = &context_.doorbells;
+  if (!choice.whole_device_ioregionfd()) device_context.doorbells = &context_.dispatch;
   InterruptRouter& interrupts = context_.interrupts;
   device_context.isa_irq = [&interrupts](uint32_t gsi) { return interrupts.line(gsi); };
-  // The transport's options are not the device's: the device sees a spec without them.
-  auto device_spec = devices::DeviceSpec::parse(text);
+  // The dispatch options are not the device's: the device (here, or in a device process) sees a spec without them.
+  std::string device_text = spec.type();
   for (const auto& [key, value] : spec.options()) {
-    if (is_dispatch_key(key)) (void)device_spec.take(key);
+    if (!dispatch::is_dispatch_option(key)) device_text += fmt::format(",{}={}", key, value);
+  }
+  // Names are what statistics and messages tell devices apart by: an id= already taken is refused; a second device
+  // of a type without id= is numbered (pci-testdev, pci-testdev.1, ...).
+  const bool named = std::any_of(spec.options().begin(), spec.options().end(),
+                                 [](const auto& option) { return option.first == "id"; });
+  auto taken = [&](std::string_view name) {
+    return device_name_taken(name, context_.pio, context_.mmio, pci_devices_, user_devices_);
+  };
+  devices::DeviceSpec device_spec = devices::DeviceSpec::parse(device_text);
+  if (!named && taken(devices::default_device_name(spec.type()))) {
+    unsigned n = 1;
+    while (taken(fmt::format("{}.{}", devices::default_device_name(spec.type()), n))) ++n;
+    const std::string id = fmt::format("{}.{}", devices::default_device_name(spec.type()), n);
+    device_spec.add("id", id);
+    device_text += ",id=" + id;  // a device process builds the same device, with the same name
   }
   devices::BuiltDevice built = devices::make_device(device_spec, device_context);
   std::shared_ptr<io::Device> device = built.device;
+  if (named && taken(device->name())) {
+    throw UsageError(fmt::format("--device {}: id={} is taken by another device", text, device->name()));
+  }
+  for (const auto& place : built.fixed_windows) {
+    check_window_free(place.space == io::Space::pio ? context_.pio : context_.mmio, place, spec);
+  }
   auto bindings = dispatch::bind_registers(spec.type(), device->register_blocks(), choice);
   std::shared_ptr<io::Device> carrier;
-  if (choice.whole_device_ioregionfd()) carrier = start_ioregionfd(spec, device);
+  if (choice.whole_device_ioregionfd()) {
+    StopController& stop = context_.stop;
+    dispatch_options.ioregionfd.on_failure = [&stop](const std::string& line) { stop.request(kExitFatal, line); };
+    auto channel = dispatch::start_device_server(std::move(dispatch_options), device, text, spec.type(), device_text,
+                                                 !devices::needs_machine(spec.type()), context_.memory);
+    carrier = channel->proxy();
+    ioregionfd_channels_.push_back(std::move(channel));
+  }
 
   std::vector<unsigned> regions;
   if (auto pci = std::dynamic_pointer_cast<devices::PciDevice>(device)) {
@@ -205,24 +178,20 @@ void Platform::create_user_device(const std::string& text) {
       if (pci->bar_spec(bar)) regions.push_back(bar);
     }
   }
-  for (const auto& place : built.fixed_windows) {
-    map(place.space == io::Space::pio ? context_.pio : context_.mmio, place.base, place.size, device, place.region);
-    regions.push_back(place.region);
-  }
-  if (built.connect_virtio_mmio_irq) {
-    place_virtio_mmio(built);
-    regions.push_back(0);
-  }
-
+  for (const auto& place : built.fixed_windows) regions.push_back(place.region);
+  if (built.connect_virtio_mmio_irq) regions.push_back(0);
+  // Bound before the windows are mapped, so that KVM's side of each path is in place when the window appears.
   for (unsigned region : regions) {
-    io::WindowBinding binding;
+    dispatch::WindowBinding binding;
     if (auto it = bindings.find(region); it != bindings.end()) binding = it->second;
-    if (carrier) {
-      binding.whole = io::Path::ioregionfd;
-      binding.carrier = carrier;
-    }
-    bind(*device, {region}, std::move(binding));
+    if (carrier) binding.whole = io::Path::ioregionfd;
+    context_.dispatch.bind(*device, region, std::move(binding), carrier);
   }
+  for (const auto& place : built.fixed_windows) {
+    io::Window window{.base = place.base, .size = place.size, .device = device, .region = place.region};
+    (place.space == io::Space::pio ? context_.pio : context_.mmio).map(std::move(window));
+  }
+  if (built.connect_virtio_mmio_irq) place_virtio_mmio(built);
   user_devices_.push_back(device);
 }
 
@@ -264,7 +233,7 @@ void Platform::place_virtio_mmio(const devices::BuiltDevice& built) {
   acpi.mmio_size = kVirtioMmioStride;
   acpi.irq = kVirtioMmioFirstGsi + index;
   acpi.level_triggered = true;
-  map(context_.mmio, acpi.mmio_base, acpi.mmio_size, built.device, 0);
+  context_.mmio.map(io::Window{.base = acpi.mmio_base, .size = acpi.mmio_size, .device = built.device, .region = 0});
   built.connect_virtio_mmio_irq(context_.interrupts.line(acpi.irq));
   virtio_mmio_devices_.push_back(acpi);
   kernel_cmdline_ += fmt::format("{}virtio_mmio.device=512@{:#x}:{}", kernel_cmdline_.empty() ? "" : " ",

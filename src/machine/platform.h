@@ -21,9 +21,11 @@
 #include "devices/device_spec.h"
 #include "devices/factory.h"
 #include "devices/uart16550.h"
+#include "dispatch/binding.h"
+#include "dispatch/dispatcher.h"
 #include "dispatch/ioregionfd/channel.h"
+#include "devices/post_port.h"
 #include "io/bus.h"
-#include "io/doorbell.h"
 #include "kvm/vm.h"
 #include "machine/config.h"
 #include "machine/event_loop.h"
@@ -39,10 +41,11 @@ struct PlatformContext {
   io::Bus& pio;
   io::Bus& mmio;
   StopController& stop;
-  io::DoorbellHost& doorbells;
+  dispatch::Dispatcher& dispatch;
   io::FdWatcher& watcher;
   InterruptRouter& interrupts;
   const MachineConfig& config;
+  devices::PostPort::Observer on_marker;  // benchmark markers written to port 0x80
 };
 
 class Platform {
@@ -59,6 +62,7 @@ class Platform {
   void detach_console(EventLoop& loop);
 
  private:
+  // Maps a window with the default binding (every access by exit, counted under its register).
   void map(io::Bus& bus, uint64_t base, uint64_t size, std::shared_ptr<io::Device> device, unsigned region = 0);
   void create_devices();
   void create_pci();
@@ -66,9 +70,6 @@ class Platform {
   void attach_pci(const devices::DeviceSpec& spec, std::shared_ptr<devices::PciDevice> pci,
                   std::optional<devices::PciAddress> address);
   void place_virtio_mmio(const devices::BuiltDevice& built);
-  void bind(const io::Device& device, const std::vector<unsigned>& regions, io::WindowBinding binding);
-  // Starts the device server that carries a dispatch=ioregionfd device; returns the proxy for its windows.
-  std::shared_ptr<io::Device> start_ioregionfd(const devices::DeviceSpec& spec, std::shared_ptr<io::Device> device);
   void fill_fw_cfg();
   void write_acpi();
   void read_console_input(EventLoop& loop);

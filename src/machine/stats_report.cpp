@@ -24,10 +24,7 @@ nlohmann::json nonzero_kvm_stats(const kvm::Stats& stats) {
 std::string register_name(const io::Window& window, uint64_t offset, unsigned size) {
   // A string transfer (rep ins/outs) is counted as one access of all its bytes: name the register it repeats on.
   const unsigned element = size > 8 ? 1 : size;
-  for (const auto& block : window.device->register_blocks()) {
-    if (block.region != window.region) continue;
-    if (const io::Register* reg = io::find_register(block.registers, offset, element)) return std::string(reg->name);
-  }
+  if (const io::Register* reg = window.counts->registers().find(offset, element)) return std::string(reg->name);
   return fmt::format("{:#x}", offset);
 }
 
@@ -158,10 +155,8 @@ void print_stats(const nlohmann::json& stats) {
   std::fputs(out.c_str(), stderr);
 }
 
-void write_stats_json(const nlohmann::json& stats, const std::string& path) {
-  std::ofstream file(path);
-  file << stats.dump(2) << "\n";
-  if (!file) log::error("--stats-json {}: could not write the file", path);
+std::optional<std::string> write_stats_json(const nlohmann::json& stats, OutputFile& file) {
+  return file.replace_contents(stats.dump(2) + "\n");
 }
 
 }  // namespace iovmm

@@ -3,10 +3,12 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
+#include "common/output_file.h"
 #include "io/bus.h"
 #include "kvm/vm.h"
 #include "machine/config.h"
@@ -33,6 +35,7 @@ struct StatsInput {
 [[nodiscard]] nlohmann::json collect_stats(const StatsInput& input);
 // Human-readable, on stderr (stdout belongs to the guest's console).
 void print_stats(const nlohmann::json& stats);
-void write_stats_json(const nlohmann::json& stats, const std::string& path);
+// Into the file --stats-json opened before the run; the one error line (with errno text) when it could not.
+[[nodiscard]] std::optional<std::string> write_stats_json(const nlohmann::json& stats, OutputFile& file);
 
 }  // namespace iovmm

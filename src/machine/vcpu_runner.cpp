@@ -6,7 +6,6 @@
 #include <fmt/core.h>
 
 #include "common/log.h"
-#include "dispatch/hypercall.h"
 #include "machine/exit_status.h"
 
 namespace iovmm {
@@ -15,6 +14,7 @@ namespace {
 constexpr int kKickSignal = SIGUSR1;
 void ignore_kick(int) {}
 constexpr uint64_t kRflagsIf = 1u << 9;
+thread_local const VcpuRunner* current_runner = nullptr;
 }  // namespace
 
 const char* exit_reason_name(uint32_t reason) {
@@ -45,24 +45,42 @@ void VcpuRunner::install_kick_signal() {
   sigaction(kKickSignal, &action, nullptr);
 }
 
-VcpuRunner::VcpuRunner(kvm::Vcpu& vcpu, io::Bus& pio, io::Bus& mmio, Dispatcher& dispatcher, StopController& stop)
-    : vcpu_(vcpu), pio_(pio), mmio_(mmio), dispatcher_(dispatcher), stop_(stop), stats_(vcpu.fd()) {
+VcpuRunner::VcpuRunner(kvm::Vcpu& vcpu, io::Bus& pio, io::Bus& mmio, dispatch::Dispatcher& dispatcher,
+                       StopController& stop)
+    : vcpu_(vcpu),
+      pio_(pio),
+      mmio_(mmio),
+      dispatcher_(dispatcher),
+      ring_{vcpu.coalesced_ring(), vcpu.coalesced_ring_entries()},
+      stop_(stop),
+      stats_(vcpu.fd()) {
   blocking_stat_ = stats_.find("blocking");
-  // The hypercall carrier reads its arguments from kvm_run on the exit itself, with no KVM_GET_REGS.
-  vcpu_.set_sync_regs(KVM_SYNC_X86_REGS);
+}
+
+const VcpuRunner* VcpuRunner::current() { return current_runner; }
+
+uint64_t VcpuRunner::user_exits() const {
+  uint64_t exits = 0;
+  for (uint64_t count : exit_counts_) exits += count;
+  return exits;
 }
 
 VcpuRunner::~VcpuRunner() { join(); }
 
-void VcpuRunner::start() {
-  thread_ = std::thread([this] {
+void VcpuRunner::start(std::function<bool()> on_thread_start) {
+  thread_ = std::thread([this, on_thread_start = std::move(on_thread_start)] {
     sigset_t kick_only;
     sigemptyset(&kick_only);
     sigaddset(&kick_only, kKickSignal);
     pthread_sigmask(SIG_UNBLOCK, &kick_only, nullptr);
     native_handle_.store(pthread_self(), std::memory_order_release);
     thread_ready_.store(true, std::memory_order_release);
+    if (on_thread_start && !on_thread_start()) return;
+    current_runner = this;
+    dispatch::set_thread_exit_context(this);
     loop();
+    dispatch::set_thread_exit_context(nullptr);
+    current_runner = nullptr;
   });
 }
 
@@ -116,7 +134,7 @@ void VcpuRunner::loop() {
       return;
     }
     activity_.store(VcpuActivity::running, std::memory_order_relaxed);
-    dispatcher_.drain_coalesced(vcpu_);
+    dispatcher_.drain_coalesced(ring_);
     uint32_t reason = vcpu_.run_state()->exit_reason;
     ++exit_counts_[reason < kExitReasons ? reason : 0];
     try {
@@ -180,50 +198,47 @@ bool VcpuRunner::handle_exit() {
   }
 }
 
-void VcpuRunner::handle_hypercall_port() {
+// The hypercall port's view of this vCPU's registers: from kvm_run once the guest has found the port (KVM copies
+// them on every exit from then on), otherwise through the ioctls. Either way KVM completes the `out` on re-entry
+// without executing it again (tests/kvm: SyncRegsWrittenOnAPortExitReachTheGuestOnce).
+dispatch::HypercallRegisters VcpuRunner::load_registers() {
   kvm_run* run = vcpu_.run_state();
-  if (run->io.direction == KVM_EXIT_IO_IN) {
-    // Discovery: the guest reads the signature before it trusts the port (QEMU reads all-ones here).
-    uint32_t signature = dispatch::kHypercallSignature;
-    std::memcpy(reinterpret_cast<uint8_t*>(run) + run->io.data_offset, &signature, run->io.size);
+  const kvm_regs regs = (run->kvm_valid_regs & KVM_SYNC_X86_REGS) ? run->s.regs.regs : vcpu_.regs();
+  return {regs.rax, regs.rbx, regs.rcx};
+}
+
+void VcpuRunner::store_registers(const dispatch::HypercallRegisters& call) {
+  kvm_run* run = vcpu_.run_state();
+  if (run->kvm_valid_regs & KVM_SYNC_X86_REGS) {
+    run->s.regs.regs.rax = call.rax;
+    run->s.regs.regs.rcx = call.rcx;
+    run->kvm_dirty_regs |= KVM_SYNC_X86_REGS;
     return;
   }
-  auto& regs = run->s.regs.regs;
-  dispatch::HypercallRegisters call{regs.rax, regs.rbx, regs.rcx};
-  dispatch::execute_hypercall(call, pio_, mmio_);
+  kvm_regs regs = vcpu_.regs();
   regs.rax = call.rax;
   regs.rcx = call.rcx;
-  run->kvm_dirty_regs |= KVM_SYNC_X86_REGS;
+  vcpu_.set_regs(regs);
 }
+
+void VcpuRunner::expect_hypercalls() { vcpu_.set_sync_regs(KVM_SYNC_X86_REGS); }
 
 void VcpuRunner::handle_pio() {
   kvm_run* run = vcpu_.run_state();
   const auto& io = run->io;
-  if (io.port == dispatch::kHypercallPort && io.count == 1 && io.size <= 4) {
-    handle_hypercall_port();
-    return;
-  }
-  if (io.port == kMarkerPort && io.direction == KVM_EXIT_IO_OUT && io.size == 1 && io.count == 1 && marker_handler_) {
-    uint8_t value = *(reinterpret_cast<uint8_t*>(run) + io.data_offset);
-    if (value == kMarkerBegin || value == kMarkerEnd) {
-      uint64_t exits = 0;
-      for (uint64_t count : exit_counts_) exits += count;
-      marker_handler_(vcpu_.id(), value, exits);
-    }
-  }
   uint8_t* data = reinterpret_cast<uint8_t*>(run) + io.data_offset;
   auto direction = io.direction == KVM_EXIT_IO_OUT ? io::Direction::write : io::Direction::read;
   if (io.count > 1) {
     // rep ins/outs: KVM hands over a whole chunk (up to a page) per exit.
-    (void)pio_.transfer_string(direction, io.port, io.size, io.count, data);
+    (void)pio_.transfer_string(pio_reader_, direction, io.port, io.size, io.count, data);
     return;
   }
   uint64_t value = 0;
   if (direction == io::Direction::write) {
     std::memcpy(&value, data, io.size);
-    (void)pio_.write(io.port, io.size, value);
+    (void)pio_.write(pio_reader_, io.port, io.size, value);
   } else {
-    (void)pio_.read(io.port, io.size, value);
+    (void)pio_.read(pio_reader_, io.port, io.size, value);
     std::memcpy(data, &value, io.size);
   }
 }
@@ -234,9 +249,9 @@ void VcpuRunner::handle_mmio() {
   uint64_t value = 0;
   if (mmio.is_write) {
     std::memcpy(&value, mmio.data, size);
-    (void)mmio_.write(mmio.phys_addr, mmio.len, value);
+    (void)mmio_.write(mmio_reader_, mmio.phys_addr, mmio.len, value);
   } else {
-    (void)mmio_.read(mmio.phys_addr, mmio.len, value);
+    (void)mmio_.read(mmio_reader_, mmio.phys_addr, mmio.len, value);
     std::memcpy(mmio.data, &value, size);
   }
 }

@@ -7,14 +7,15 @@
 #include <array>
 #include <atomic>
 #include <cstdint>
-#include <string>
 #include <functional>
+#include <string>
 #include <thread>
 
 #include "io/bus.h"
 #include "kvm/stats.h"
 #include "kvm/vcpu.h"
-#include "machine/dispatcher.h"
+#include "dispatch/dispatcher.h"
+#include "dispatch/hypercall.h"
 #include "machine/stop.h"
 
 namespace iovmm {
@@ -27,14 +28,16 @@ enum class VcpuActivity : uint8_t {
   halted_interrupts_on,
 };
 
-class VcpuRunner {
+class VcpuRunner final : private dispatch::ExitContext {
  public:
   static constexpr size_t kExitReasons = 64;
 
-  VcpuRunner(kvm::Vcpu& vcpu, io::Bus& pio, io::Bus& mmio, Dispatcher& dispatcher, StopController& stop);
+  VcpuRunner(kvm::Vcpu& vcpu, io::Bus& pio, io::Bus& mmio, dispatch::Dispatcher& dispatcher, StopController& stop);
   ~VcpuRunner();
 
-  void start();
+  // `on_thread_start` runs on the new thread before its first KVM_RUN (the vCPU's seccomp filter); false: it has
+  // requested a stop, and the vCPU never runs.
+  void start(std::function<bool()> on_thread_start = {});
   void join();
   // Gets the thread out of KVM_RUN soon (a signal plus kvm_run.immediate_exit). Safe from any thread.
   void kick();
@@ -50,14 +53,11 @@ class VcpuRunner {
   [[nodiscard]] const std::array<uint64_t, kExitReasons>& exit_counts() const { return exit_counts_; }
   [[nodiscard]] const kvm::Stats& kvm_stats() const { return stats_; }
 
-  // Benchmark markers: a guest writes 0xB0 to port 0x80 before a measured loop and 0xE0 after it (the same
-  // markers QEMU's kvm_pio trace shows). The handler learns the value and this vCPU's user-space exits so far,
-  // on this vCPU's thread, before the write goes on to the bus. Set before start().
-  static constexpr uint16_t kMarkerPort = 0x80;
-  static constexpr uint8_t kMarkerBegin = 0xB0;
-  static constexpr uint8_t kMarkerEnd = 0xE0;
-  using MarkerHandler = std::function<void(uint32_t vcpu, uint8_t value, uint64_t user_exits)>;
-  void set_marker_handler(MarkerHandler handler) { marker_handler_ = std::move(handler); }
+  // This vCPU's user-space exits so far (its own thread's view: call it from code running on behalf of one of its
+  // exits, such as a device write).
+  [[nodiscard]] uint64_t user_exits() const;
+  // The runner whose exit the calling thread is handling, or null off vCPU threads.
+  [[nodiscard]] static const VcpuRunner* current();
 
   // Installs the no-op signal handler used for kicks; call once per process before any runner starts.
   static void install_kick_signal();
@@ -67,14 +67,20 @@ class VcpuRunner {
   [[nodiscard]] bool handle_exit();  // false: stop the loop
   void handle_pio();
   void handle_mmio();
-  void handle_hypercall_port();
+  // dispatch::ExitContext, for the hypercall port.
+  [[nodiscard]] dispatch::HypercallRegisters load_registers() override;
+  void store_registers(const dispatch::HypercallRegisters& regs) override;
+  void expect_hypercalls() override;
   void answer_probe();
   void fail(std::string reason);
 
   kvm::Vcpu& vcpu_;
   io::Bus& pio_;
   io::Bus& mmio_;
-  Dispatcher& dispatcher_;
+  io::Bus::Reader pio_reader_{pio_};
+  io::Bus::Reader mmio_reader_{mmio_};
+  dispatch::Dispatcher& dispatcher_;
+  dispatch::CoalescedRing ring_;
   StopController& stop_;
   kvm::Stats stats_;
   int blocking_stat_ = -1;
@@ -85,7 +91,6 @@ class VcpuRunner {
   std::atomic<uint64_t> probes_answered_{0};
   std::atomic<VcpuActivity> activity_{VcpuActivity::running};
   std::array<uint64_t, kExitReasons> exit_counts_{};
-  MarkerHandler marker_handler_;
 };
 
 [[nodiscard]] const char* exit_reason_name(uint32_t reason);

@@ -1,42 +1,39 @@
-// Fuzz target: register-table dispatch under hostile input. Each input first makes the user's dispatch choice for a
-// pci-testdev and a vga-window (dispatch=PATH and dispatch.NAME=PATH options, NAME drawn from the devices' register
-// and block names, bogus ones and illegal paths included) and binds it as Platform::create_user_device does; then it
-// replays a sequence of guest accesses and host events against both devices:
-//   * the pci-testdev's BARs mapped through a PciBarMapper behind PciRoot (BARs placed like SeaBIOS, moved by
-//     configuration writes through 0xCF8/0xCFC) or mapped directly on the buses (moved with Bus::move/unmap/map);
-//   * the VGA window at 0xA0000;
-//   * accesses at random offsets (inside and outside windows) and widths (valid and not), each by a "via": a guest
-//     instruction as KVM routes it (an ioeventfd of the fake DoorbellHost, then a coalesced zone into a fake ring,
-//     else an exit that first drains the ring, as VcpuRunner does), the hypercall through execute_hypercall with
-//     valid or corrupted flags, a coalesced-ring replay straight onto the bus, or a read that does not drain the
-//     ring first (fastpath reads of registers bound to it);
-//   * host events: doorbell deliveries and pending-count injections by the fake DoorbellHost (under the device
-//     mutex, as Dispatcher does), detaching and re-attaching it, draining the ring, PCI configuration writes.
-// Checks:
-//   * DispatchChoice::add and bind_registers throw UsageError exactly for the choices an independent legality model
-//     refuses (nothing else ever escapes), and a legal choice binds exactly the registers the model says, on the
-//     path it says;
-//   * refused accesses (unmapped, crossing a window's end, bad width; a bad hypercall request) read all-ones of
-//     their width, are counted once, and agree with an independent lookup in the window table;
-//   * pci-testdev: every read matches a model of its header; `count` read through a locked path equals the number
-//     of matching writes to the selected test's port since its selection (exits, coalesced replays, hypercalls,
-//     ioeventfd signals), a fastpath read of it equals what was delivered so far and never exceeds that number;
-//   * vga-window: a read returns the bytes last written, whichever path wrote them;
-//   * the fake DoorbellHost never holds a handle the device removed (nor is asked to remove or drain one twice),
-//     holds exactly the doorbell of the selected eventfd test with its offset, size and datamatch;
-//   * every access is counted in its window's AccessCounts under the path it took, and the per-path sums equal the
-//     accesses made; windows carry the binding that was installed; the coalesced zones a Dispatcher-like bus
-//     listener tracks equal those the window table implies; BAR windows agree with the mapper and the BARs.
+// Fuzz target: register-table dispatch under hostile input, through the real dispatch layer. Each input makes the
+// user's dispatch choice (dispatch=PATH, dispatch.NAME=PATH; legal, illegal and bogus) for a pci-testdev and a
+// vga-window and builds the I/O side as Machine and Platform do: a dispatch::Dispatcher over the fake KVM and event
+// loop of tests/support/dispatch_fakes.h, the hypercall port, PciRoot with a PciBarMapper, the devices from
+// devices::make_device bound through bind_registers + Dispatcher::bind as Platform::create_user_device does, BARs
+// placed like SeaBIOS. Then it replays 16-byte records:
+//   * guest instructions in and around the windows, of valid and invalid widths, and rep ins/outs: the fake KVM
+//     signals a matching ioeventfd or queues a write inside a coalesced zone in a ring of KVM's layout (full: the
+//     write exits); every other access exits, and the vCPU replays the ring (Dispatcher::drain_coalesced) and goes
+//     to the bus through its Bus::Reader, as VcpuRunner does;
+//   * hypercalls: rax/rbx/rcx in the vCPU's ExitContext (flags valid or corrupted), then an `outb` to the port;
+//   * host events: the watcher's handlers for readable fds, PCI configuration writes that move BARs or stop and
+//     restart their decoding, rebinding a device, pci-testdev leaving its DoorbellHost and coming back.
+// Checks, against independent models:
+//   * DispatchChoice::add + bind_registers throw a one-line UsageError exactly for the choices a legality model
+//     refuses, and otherwise bind the registers the model says, on the path it says;
+//   * refused accesses (unmapped, crossing a window's end, bad width) read all-ones and are counted once on their
+//     bus; a bad hypercall request is refused and changes nothing but rcx;
+//   * pci-testdev reads match a model of its header: `count` under the device lock is the number of matching writes
+//     since the selection whatever carried them (exit, replay, hypercall, ioeventfd, carrier), a fastpath read
+//     leaves out the signals not yet taken; VGA reads return the bytes last written;
+//   * every window's AccessCounts equal the accesses made, per offset, width, direction and path (ioeventfd
+//     signals once the dispatcher takes them);
+//   * after every step: window tables sorted and disjoint, BAR windows where the mapper and the BARs say, KVM's
+//     zones and ioeventfds exactly those the bindings and the testdev's doorbell imply at the windows' current
+//     bases; at the end no ioeventfd, watched fd or eventfd outlives the dispatcher.
 // IOVMM_FUZZ_VERBOSE=1 traces the choice and every step (for reproducing a crash).
+#include <fcntl.h>
+
 #include <algorithm>
 #include <array>
 #include <cstdarg>
-#include <cstddef>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <deque>
 #include <exception>
 #include <map>
 #include <memory>
@@ -46,12 +43,14 @@
 #include <span>
 #include <string>
 #include <string_view>
-#include <tuple>
 #include <utility>
 #include <vector>
 
+#include "../support/dispatch_fakes.h"
 #include "common/error.h"
 #include "common/log.h"
+#include "devices/device_spec.h"
+#include "devices/factory.h"
 #include "devices/pci/bar_allocation.h"
 #include "devices/pci/pci_bar_mapper.h"
 #include "devices/pci/pci_host_bridge.h"
@@ -59,9 +58,9 @@
 #include "devices/pci_testdev.h"
 #include "devices/vga_window.h"
 #include "dispatch/binding.h"
+#include "dispatch/dispatcher.h"
 #include "dispatch/hypercall.h"
 #include "io/bus.h"
-#include "io/doorbell.h"
 #include "io/registers.h"
 
 namespace iovmm::fuzz {
@@ -69,18 +68,26 @@ namespace {
 
 using devices::PciTestdev;
 using devices::VgaWindow;
+using io::AccessResult;
 using io::Path;
+using io::Space;
+using test_support::FakeRegistrar;
+using ull = unsigned long long;
 
 bool g_verbose = false;
 size_t g_step = 0;
+
+__attribute__((format(printf, 1, 0))) void print_line(const char* format, va_list args) {
+  std::vfprintf(stderr, format, args);
+  std::fputc('\n', stderr);
+}
 
 [[noreturn]] __attribute__((format(printf, 1, 2))) void fail(const char* format, ...) {
   std::fprintf(stderr, "fuzz_register_dispatch: step %zu: ", g_step);
   va_list args;
   va_start(args, format);
-  std::vfprintf(stderr, format, args);
+  print_line(format, args);
   va_end(args);
-  std::fputc('\n', stderr);
   std::abort();
 }
 
@@ -88,47 +95,24 @@ __attribute__((format(printf, 1, 2))) void trace(const char* format, ...) {
   if (!g_verbose) return;
   va_list args;
   va_start(args, format);
-  std::vfprintf(stderr, format, args);
+  print_line(format, args);
   va_end(args);
-  std::fputc('\n', stderr);
 }
 
 // ---- input ----
 
-class Reader {
- public:
-  Reader(const uint8_t* data, size_t size) : data_(data), size_(size) {}
-  uint8_t byte() { return pos_ < size_ ? data_[pos_++] : 0; }
-  [[nodiscard]] size_t left() const { return size_ - std::min(pos_, size_); }
-  template <typename T>
-  bool get(T& out) {
-    if (left() < sizeof(T)) return false;
-    std::memcpy(&out, data_ + pos_, sizeof(T));
-    pos_ += sizeof(T);
-    return true;
-  }
-
- private:
-  const uint8_t* data_;
-  size_t size_;
-  size_t pos_ = 0;
-};
-
-// Header: flags, then per device (testdev, vga) a path byte and an override count, then two bytes per override
-// (name index, path index).
+// Header: flags, the testdev's and the VGA's path bytes, their override counts (bits 0-1, 2-3), two bytes per
+// override (name index, path index); then records.
 enum Flags : uint8_t {
-  kDirectMapping = 1u << 0,   // testdev windows mapped directly on the buses, not through PciRoot + PciBarMapper
-  kWithHost = 1u << 1,        // a DoorbellHost from the start
-  kAnyLength = 1u << 2,       // PciTestdevOptions::any_length_mmio_wildcard
-  kCarrier = 1u << 3,         // with dispatch=ioregionfd, a forwarding carrier on the windows
-  kBindAfterMap = 1u << 4,    // direct mapping: Bus::bind after Bus::map (the listener sees a rebind)
-  kRingShift = 5,             // bits 5..7: coalesced ring capacity index
+  kAnyLength = 1u << 0,  // the host has KVM_CAP_IOEVENTFD_ANY_LENGTH: the mmio wildcard doorbell has length 0
+  kRingShift = 1,        // bits 1-3: the ring's slots, kRingSlots[index]
 };
+constexpr std::array<uint32_t, 8> kRingSlots = {1, 2, 3, 4, 5, 9, 17, 65};  // KVM keeps one free: 1 is always full
 
-// After the header: 16-byte records.
 struct Record {
-  uint8_t op;      // bits 0..3: kind; bits 4..5: via; bit 6: raw offset (not folded into [-16, size + 16))
-  uint8_t target;  // % kTargetCount (accesses); BAR (bit 0) for BAR events
+  uint8_t op;      // bits 0-3: kind; bit 4: as a hypercall; bit 5: KVM offers a write to ioeventfds before zones;
+                   // bit 6: raw offset (not folded into [-16, size + 16))
+  uint8_t target;  // accesses: % kTargetCount; BAR and rebind events: bit 0
   uint8_t width;   // index into kWidths; bit 7: (width >> 3) & 15 as is
   uint8_t extra;   // hypercall: bit 7 flips flag bit (extra & 63); events: variants
   int32_t offset;
@@ -139,30 +123,32 @@ static_assert(sizeof(Record) == 16);
 enum Kind : uint8_t {
   kRead = 0,
   kWrite,
-  kSelect,      // write `value` to the `test` byte of BAR (target & 1)
-  kPortWrite,   // write the selected test's data to its port (or test value % 6's)
-  kCountRead,   // read `count` on BAR (target & 1)
-  kDeliver,     // the event loop delivers every pending doorbell signal
-  kInject,      // KVM signals the active doorbell 1 + (value & 0xff) times (0xffffff with extra bit 0)
-  kConfig,      // PCI configuration write of the testdev (BAR mode) / window move (direct mode)
-  kConfigRead,  // PCI configuration read of the testdev
-  kDrain,       // an exit that is no access: the ring is drained
-  kHostToggle,  // set_doorbell_host(nullptr) or back to the fake host
+  kSelect,      // `value` to the `test` byte of BAR (target & 1)
+  kPortWrite,   // the selected test's data to its port (test value % 6's when none); extra bit 0: `value` instead,
+                // bit 1: through BAR (target & 1), bit 2: of the record's width
+  kBurst,       // 1 + (value & 0xff) (& 0xffffff with extra bit 0) such writes: one eventfd count of them when KVM
+                // signals them, as a tight guest loop gets; else one write
+  kCountRead,   // `count` of BAR (target & 1); extra bit 2: of the record's width
+  kDeliver,     // the event loop runs the handlers of readable fds
+  kConfig,      // PCI configuration write of the testdev, register offset & 0xff, width {1, 2, 4}[width & 3]
+  kConfigRead,  // the same, a read
+  kDecode,      // command register: I/O and memory decoding from value bits 0-1 (BAR windows go and come back)
   kBarMove,     // BAR (target & 1) to `value`
+  kDrain,       // an exit that is no access (KVM_EXIT_INTR): the ring is replayed
+  kRebind,      // device (target & 1: the VGA) rebound: path index extra, (width & 3) overrides from value's bytes
+  kHostToggle,  // pci-testdev leaves its DoorbellHost (quiesce) or gets it back
+  kString,      // rep outs (extra bit 0: ins) of 2 + ((extra >> 1) & 15) elements at a port target (target & 3: the
+                // testdev's BAR1, the PCI ports, the hypercall port, raw); elements value, value + 1, ...
   kKindCount,
 };
 
-enum Via : uint8_t { kViaGuest = 0, kViaHypercall, kViaReplay, kViaGuest2 };
-
-enum Target : uint8_t { kTdMmio = 0, kTdPio, kVga, kPciPorts, kRawPio, kRawMmio, kTargetCount };
-
+enum Target : uint8_t { kTdMmio = 0, kTdPio, kVga, kPciPorts, kHypercallPort, kRawPio, kRawMmio, kTargetCount };
 constexpr std::array<unsigned, 8> kWidths = {1, 2, 4, 8, 1, 4, 0, 3};
 
-// Path strings the fuzzer may choose; index 0 is "no option at all". Hypercall and the bogus ones must be refused.
-constexpr std::array<std::string_view, 9> kPathTexts = {
-    "", "exit", "coalesced", "ioeventfd", "ioregionfd", "hypercall", "fastpath", "Exit", "bogus"};
-
-// Override names per device: registers, blocks, BLOCK.REGISTER, and names that match nothing.
+// Index 0 is "no dispatch= option". Hypercall and the bogus ones must be refused; partial only device-wide.
+constexpr std::array<std::string_view, 10> kPathTexts = {
+    "", "exit", "coalesced", "ioeventfd", "ioregionfd", "hypercall", "fastpath", "partial", "Exit", "bogus"};
+// Override names: registers, blocks, BLOCK.REGISTER, and names that match nothing.
 const std::vector<std::string> kTestdevNames = {
     "test", "width", "offset", "data", "count", "name", "port_no_eventfd", "port_wildcard_eventfd",
     "port_datamatch_eventfd", "mmio", "pio", "mmio.count", "pio.count", "mmio.test", "pio.port_no_eventfd",
@@ -170,17 +156,25 @@ const std::vector<std::string> kTestdevNames = {
     "mmio.", ".count", "MMIO", "pio.vram", "count "};
 const std::vector<std::string> kVgaNames = {"vram", "vram.vram", "count", "mmio", "", "vram.", "VRAM"};
 
-// ---- the legality model: which path may carry which register (from registers.h's effect classes) ----
+struct ChoiceText {
+  std::string_view device;  // "" when no dispatch= option
+  std::vector<std::pair<std::string, std::string_view>> overrides;
+};
+
+ChoiceText choice_text(const std::vector<std::string>& names, uint8_t device, std::span<const uint8_t> pairs) {
+  ChoiceText text{kPathTexts[device % kPathTexts.size()], {}};
+  for (size_t i = 0; i + 1 < pairs.size(); i += 2) {
+    const std::string_view value = kPathTexts[pairs[i + 1] % kPathTexts.size()];
+    text.overrides.emplace_back(names[pairs[i] % names.size()], value.empty() ? "exit" : value);
+  }
+  return text;
+}
+
+// ---- the legality model (registers.h's effect classes) and the choice as Platform makes it ----
 
 std::optional<Path> known_path(std::string_view text) {
-  static constexpr std::array<std::pair<std::string_view, Path>, 6> kKnown = {{{"exit", Path::exit},
-                                                                               {"coalesced", Path::coalesced},
-                                                                               {"ioeventfd", Path::ioeventfd},
-                                                                               {"ioregionfd", Path::ioregionfd},
-                                                                               {"hypercall", Path::hypercall},
-                                                                               {"fastpath", Path::fastpath}}};
-  for (auto [name, path] : kKnown) {
-    if (name == text) return path;
+  for (unsigned p = 0; p < io::kPathCount; ++p) {
+    if (io::to_string(static_cast<Path>(p)) == text) return static_cast<Path>(p);
   }
   return std::nullopt;
 }
@@ -190,10 +184,8 @@ bool model_legal(const io::Register& reg, Path path) {
   const bool writable = reg.access != io::Access::ro;
   switch (path) {
     case Path::exit: return true;
-    case Path::coalesced: return writable && reg.effect == io::Effect::latch;  // only a write that only stores
-    case Path::ioeventfd:
-      return writable && reg.effect == io::Effect::doorbell &&
-             (reg.width == 1 || reg.width == 2 || reg.width == 4 || reg.width == 8);
+    case Path::coalesced: return writable && reg.effect == io::Effect::latch;
+    case Path::ioeventfd: return writable && reg.effect == io::Effect::doorbell && io::valid_access_size(reg.width);
     case Path::fastpath:
       return readable && reg.effect != io::Effect::read_sensitive &&
              (reg.effect == io::Effect::constant || reg.lockless_read);
@@ -204,189 +196,135 @@ bool model_legal(const io::Register& reg, Path path) {
   return false;
 }
 
-struct ChoiceText {
-  std::string_view device;  // "" when no dispatch= option
-  std::vector<std::pair<std::string, std::string_view>> overrides;
-};
+// Per region: whole path, then (register name, path) in table order.
+using Bindings = std::map<unsigned, std::pair<Path, std::vector<std::pair<std::string_view, Path>>>>;
 
-// What bind_registers should produce for `text`, or nothing when the choice must be refused.
-struct ExpectedBinding {
-  bool ioregionfd = false;
-  std::map<unsigned, std::vector<std::pair<std::string_view, Path>>> registers;  // region -> (name, path) in order
-};
-
-std::optional<ExpectedBinding> model_binding(std::span<const io::RegisterBlock> blocks, const ChoiceText& text) {
-  Path device_path = Path::exit;
-  if (!text.device.empty()) {
-    auto path = known_path(text.device);
-    if (!path || *path == Path::hypercall) return std::nullopt;
-    device_path = *path;
-  }
-  std::vector<std::pair<std::string, Path>> overrides;
-  for (const auto& [name, value] : text.overrides) {
-    auto path = known_path(value);
-    if (!path || *path == Path::hypercall) return std::nullopt;
-    overrides.emplace_back(name, *path);
-  }
-  ExpectedBinding expected;
-  if (device_path == Path::ioregionfd) {
-    if (!overrides.empty()) return std::nullopt;
-    expected.ioregionfd = true;
-    for (const auto& block : blocks) expected.registers[block.region];
-    return expected;
-  }
+std::optional<Bindings> model_binding(std::span<const io::RegisterBlock> blocks, const ChoiceText& text) {
+  const bool partial = text.device == "partial";
+  const std::optional<Path> device = text.device.empty() || partial ? Path::exit : known_path(text.device);
+  if (!device || *device == Path::hypercall) return std::nullopt;
+  Bindings expected;
+  for (const auto& block : blocks) expected[block.region].first = *device == Path::ioregionfd ? *device : Path::exit;
+  if (*device == Path::ioregionfd) return text.overrides.empty() ? std::optional(expected) : std::nullopt;
   std::map<std::pair<size_t, size_t>, Path> chosen;
-  bool any_legal = false;
   for (size_t b = 0; b < blocks.size(); ++b) {
     for (size_t r = 0; r < blocks[b].registers.size(); ++r) {
-      if (device_path != Path::exit && model_legal(blocks[b].registers[r], device_path)) {
-        chosen[{b, r}] = device_path;
-        any_legal = true;
+      for (Path path : {Path::coalesced, Path::ioeventfd, Path::fastpath}) {  // the cheapest first, for partial
+        if ((partial || path == *device) && model_legal(blocks[b].registers[r], path)) {
+          chosen[{b, r}] = path;
+          break;
+        }
       }
     }
   }
-  if (device_path != Path::exit && !any_legal) return std::nullopt;
-  for (const auto& [name, path] : overrides) {
+  if ((partial || *device != Path::exit) && chosen.empty()) return std::nullopt;
+  for (const auto& [name, value] : text.overrides) {
+    const std::optional<Path> path = known_path(value);
+    if (!path || *path == Path::hypercall) return std::nullopt;
     bool matched = false;
     for (size_t b = 0; b < blocks.size(); ++b) {
       for (size_t r = 0; r < blocks[b].registers.size(); ++r) {
         const auto& reg = blocks[b].registers[r];
-        const std::string qualified = std::string(blocks[b].name) + "." + std::string(reg.name);
-        if (name != reg.name && name != blocks[b].name && name != qualified) continue;
+        if (name != reg.name && name != blocks[b].name &&
+            name != std::string(blocks[b].name) + "." + std::string(reg.name)) {
+          continue;
+        }
+        if (!model_legal(reg, *path)) return std::nullopt;
         matched = true;
-        if (!model_legal(reg, path)) return std::nullopt;
-        chosen[{b, r}] = path;
+        chosen[{b, r}] = *path;
       }
     }
     if (!matched) return std::nullopt;
   }
-  for (const auto& block : blocks) expected.registers[block.region];
-  for (const auto& [index, path] : chosen) {
-    if (path == Path::exit) continue;
-    expected.registers[blocks[index.first].region].emplace_back(blocks[index.first].registers[index.second].name,
-                                                                path);
+  for (const auto& [at, path] : chosen) {
+    if (path != Path::exit) {
+      expected[blocks[at.first].region].second.emplace_back(blocks[at.first].registers[at.second].name, path);
+    }
   }
   return expected;
 }
 
-// Makes the DispatchChoice as Platform::create_user_device does and binds it; checks the outcome against the model.
-// Returns the bindings to install (the default ones when the choice was refused, so the accesses still run).
-std::map<unsigned, io::WindowBinding> choose_and_bind(const char* device, std::span<const io::RegisterBlock> blocks,
-                                                      const ChoiceText& text, bool& whole_ioregionfd) {
-  const std::optional<ExpectedBinding> expected = model_binding(blocks, text);
+// As Platform::create_user_device, in two halves around making the device: DispatchChoice::add per option, then
+// bind_registers on the device's table. A refused choice binds as no choice would, so that the accesses still run.
+struct Choice {
+  const char* type;
+  ChoiceText text;
   dispatch::DispatchChoice choice;
-  std::optional<std::map<unsigned, io::WindowBinding>> bound;
   std::string refusal;
-  try {
-    if (!text.device.empty()) choice.add(device, "dispatch", text.device);
-    for (const auto& [name, value] : text.overrides) choice.add(device, "dispatch." + name, value);
-    bound = dispatch::bind_registers(device, blocks, choice);
-  } catch (const UsageError& e) {
-    refusal = e.what();
-  } catch (const std::exception& e) {
-    fail("%s: the dispatch choice threw something else than UsageError: %s", device, e.what());
-  }
-  if (g_verbose) {
-    std::string options = text.device.empty() ? "" : "dispatch=" + std::string(text.device);
-    for (const auto& [name, value] : text.overrides) options += ",dispatch." + name + "=" + std::string(value);
-    trace("%s [%s]: %s", device, options.c_str(), bound ? "bound" : refusal.c_str());
-  }
-  if (!bound) {
-    if (expected) fail("%s: a legal dispatch choice was refused: %s", device, refusal.c_str());
-    if (refusal.empty() || refusal.find('\n') != std::string::npos) fail("%s: refusal is not one line", device);
-    whole_ioregionfd = false;
-    return dispatch::bind_registers(device, blocks, dispatch::DispatchChoice{});
-  }
-  if (!expected) fail("%s: an illegal dispatch choice was accepted", device);
-  if (bound->size() != expected->registers.size()) fail("%s: bindings for the wrong regions", device);
-  for (const auto& [region, binding] : *bound) {
-    auto it = expected->registers.find(region);
-    if (it == expected->registers.end()) fail("%s: a binding for region %u, which has no block", device, region);
-    if (binding.whole != (expected->ioregionfd ? Path::ioregionfd : Path::exit)) fail("%s: wrong whole path", device);
-    if (binding.carrier) fail("%s: bind_registers set a carrier", device);
-    if (binding.registers.size() != it->second.size()) {
-      fail("%s: region %u binds %zu registers, expected %zu", device, region, binding.registers.size(),
-           it->second.size());
+
+  Choice(const char* device_type, ChoiceText choice_text) : type(device_type), text(std::move(choice_text)) {
+    try {
+      if (!text.device.empty()) choice.add(type, "dispatch", text.device);
+      for (const auto& [name, value] : text.overrides) choice.add(type, "dispatch." + name, value);
+    } catch (const UsageError& e) {
+      refusal = e.what();
+      choice = {};
     }
-    for (size_t i = 0; i < binding.registers.size(); ++i) {
-      if (binding.registers[i].reg.name != it->second[i].first || binding.registers[i].path != it->second[i].second) {
-        fail("%s: region %u register %zu bound as %.*s on %.*s", device, region, i,
-             int(binding.registers[i].reg.name.size()), binding.registers[i].reg.name.data(),
-             int(io::to_string(binding.registers[i].path).size()), io::to_string(binding.registers[i].path).data());
+  }
+
+  std::map<unsigned, dispatch::WindowBinding> bind(std::span<const io::RegisterBlock> blocks) {
+    std::optional<std::map<unsigned, dispatch::WindowBinding>> bound;
+    if (refusal.empty()) {
+      try {
+        bound = dispatch::bind_registers(type, blocks, choice);
+      } catch (const UsageError& e) {
+        refusal = e.what();
       }
     }
-  }
-  whole_ioregionfd = choice.whole_device_ioregionfd();
-  if (whole_ioregionfd != expected->ioregionfd) fail("%s: whole_device_ioregionfd disagrees", device);
-  return *bound;
-}
-
-// ---- the fake DoorbellHost: KVM's ioeventfds and the Dispatcher's bookkeeping ----
-
-class FakeDoorbellHost final : public io::DoorbellHost {
- public:
-  struct Bell {
-    io::Device* device;
-    unsigned region;
-    uint64_t offset;
-    unsigned size;
-    std::optional<uint64_t> datamatch;
-    bool active = true;
-    uint64_t pending = 0;
-  };
-
-  int add_doorbell(io::Device& device, unsigned region, uint64_t offset, unsigned size,
-                   std::optional<uint64_t> datamatch, io::DoorbellDelivery delivery) override {
-    if (delivery != io::DoorbellDelivery::on_demand) fail("pci-testdev asked for on-signal delivery%s", "");
-    if (active_count() != 0) fail("add_doorbell while the device still holds doorbell handle %d", *active_handle());
-    bells.push_back(Bell{&device, region, offset, size, datamatch});
-    trace("  host: add #%zu region %u offset %#llx size %u%s", bells.size() - 1, region,
-          static_cast<unsigned long long>(offset), size, datamatch ? " datamatch" : "");
-    return static_cast<int>(bells.size() - 1);
-  }
-  void remove_doorbell(int handle) override {
-    Bell& bell = at(handle, "remove_doorbell");
-    trace("  host: remove #%d (%llu pending dropped)", handle, static_cast<unsigned long long>(bell.pending));
-    bell.active = false;
-    dropped += bell.pending;  // "signals not yet delivered are dropped"
-    bell.pending = 0;
-  }
-  uint64_t take_pending(int handle) override {
-    Bell& bell = at(handle, "take_pending");
-    return std::exchange(bell.pending, 0);
-  }
-
-  [[nodiscard]] size_t active_count() const {
-    return static_cast<size_t>(std::count_if(bells.begin(), bells.end(), [](const Bell& b) { return b.active; }));
-  }
-  [[nodiscard]] std::optional<int> active_handle() const {
-    for (size_t i = 0; i < bells.size(); ++i) {
-      if (bells[i].active) return static_cast<int>(i);
+    if (g_verbose) {
+      std::string options = text.device.empty() ? "" : "dispatch=" + std::string(text.device);
+      for (const auto& [name, value] : text.overrides) options += ",dispatch." + name + "=" + std::string(value);
+      trace("%s [%s]: %s", type, options.c_str(), bound ? "bound" : refusal.c_str());
     }
-    return std::nullopt;
-  }
-  Bell* active() {
-    auto handle = active_handle();
-    return handle ? &bells[static_cast<size_t>(*handle)] : nullptr;
-  }
-
-  std::vector<Bell> bells;
-  uint64_t dropped = 0;
-
- private:
-  Bell& at(int handle, const char* what) {
-    if (handle < 0 || static_cast<size_t>(handle) >= bells.size()) fail("%s of unknown handle %d", what, handle);
-    Bell& bell = bells[static_cast<size_t>(handle)];
-    if (!bell.active) fail("%s of handle %d, which the device already removed", what, handle);
-    return bell;
+    const std::optional<Bindings> expected = model_binding(blocks, text);
+    if (!bound) {
+      if (expected) fail("%s: a legal dispatch choice was refused: %s", type, refusal.c_str());
+      if (refusal.empty() || refusal.find('\n') != std::string::npos) fail("%s: the refusal is not one line", type);
+      choice = {};
+      return dispatch::bind_registers(type, blocks, choice);
+    }
+    if (!expected) fail("%s: an illegal dispatch choice was accepted", type);
+    Bindings got;
+    for (const auto& [region, binding] : *bound) {
+      got[region].first = binding.whole;
+      for (const auto& b : binding.registers) got[region].second.emplace_back(b.reg.name, b.path);
+    }
+    if (got != *expected) fail("%s: bind_registers bound other registers or paths than the model", type);
+    if (choice.whole_device_ioregionfd() != (expected->begin()->second.first == Path::ioregionfd)) {
+      fail("%s: whole_device_ioregionfd disagrees with the binding", type);
+    }
+    return *bound;
   }
 };
 
-// An ioregionfd carrier stand-in: forwards to the device, serialised on the device's lock as its server would be.
+// ---- the pci-testdev model (pci_testdev.h's header comment, restated) ----
+
+constexpr unsigned kNoTest = ~0u;
+constexpr uint32_t test_port(unsigned t) { return t < 3 ? 0x800 + t : 0x80 + t; }
+constexpr uint8_t test_data(unsigned t) { return t % 3 == 1 ? 0xCE : 0xFA; }
+constexpr bool test_wildcard(unsigned t) { return t % 3 == 1; }
+constexpr bool test_eventfd(unsigned t) { return t % 3 != 0; }
+
+uint8_t header_byte(unsigned test, uint64_t offset, uint32_t count) {
+  if (test == kNoTest) return 0;
+  switch (offset) {
+    case 0: return static_cast<uint8_t>(test);
+    case 1: return 1;
+    case 4: case 5: case 6: case 7: return static_cast<uint8_t>(test_port(test) >> (8 * (offset - 4)));
+    case 8: return test_data(test);
+    case 12: case 13: case 14: case 15: return static_cast<uint8_t>(count >> (8 * (offset - 12)));
+    default: break;
+  }
+  static constexpr std::array<const char*, 3> kSuffix = {"no-eventfd", "wildcard-eventfd", "datamatch-eventfd"};
+  const std::string name = std::string(test < 3 ? "mmio-" : "portio-") + kSuffix[test % 3];
+  return offset >= 16 && offset - 16 < name.size() ? static_cast<uint8_t>(name[offset - 16]) : 0;
+}
+
+// Stands in for the ioregionfd device server (the wire has fuzz_ioregionfd_wire): each access goes to the device
+// under its lock, as the server thread serialises them.
 class ForwardingCarrier final : public io::Device {
  public:
-  explicit ForwardingCarrier(std::shared_ptr<io::Device> target)
-      : io::Device(target->name() + "-proxy"), target_(std::move(target)) {}
+  explicit ForwardingCarrier(std::shared_ptr<io::Device> target) : io::Device("proxy"), target_(std::move(target)) {}
   uint64_t read(unsigned region, uint64_t offset, unsigned size) override {
     std::lock_guard lock(target_->mutex());
     return target_->read(region, offset, size);
@@ -400,676 +338,610 @@ class ForwardingCarrier final : public io::Device {
   std::shared_ptr<io::Device> target_;
 };
 
-// ---- the pci-testdev model (docs in pci_testdev.h, restated) ----
-
-constexpr unsigned kNoTest = ~0u;
-constexpr uint32_t test_port(unsigned t) { return t < 3 ? 0x800 + t : 0x80 + t; }
-constexpr uint8_t test_data(unsigned t) { return t % 3 == 1 ? 0xCE : 0xFA; }
-constexpr bool test_wildcard(unsigned t) { return t % 3 == 1; }
-constexpr bool test_eventfd(unsigned t) { return t % 3 != 0; }
-std::string test_name(unsigned t) {
-  static constexpr std::array<const char*, 3> kSuffix = {"no-eventfd", "wildcard-eventfd", "datamatch-eventfd"};
-  return std::string(t < 3 ? "mmio-" : "portio-") + kSuffix[t % 3];
-}
-
-uint8_t header_byte(unsigned test, uint64_t offset, uint32_t count) {
-  if (test == kNoTest) return 0;
-  switch (offset) {
-    case 0: return static_cast<uint8_t>(test);
-    case 1: return 1;
-    case 4: case 5: case 6: case 7: return static_cast<uint8_t>(test_port(test) >> (8 * (offset - 4)));
-    case 8: return test_data(test);
-    case 12: case 13: case 14: case 15: return static_cast<uint8_t>(count >> (8 * (offset - 12)));
-    default: break;
-  }
-  if (offset >= 16) {
-    const std::string name = test_name(test);
-    if (offset - 16 < name.size()) return static_cast<uint8_t>(name[offset - 16]);
-  }
-  return 0;
-}
+kvm::IoSpace to_kvm(Space space) { return space == Space::pio ? kvm::IoSpace::pio : kvm::IoSpace::mmio; }
 
 // ---- the harness ----
 
-constexpr unsigned kTestdevSlot = 2;  // as Platform: 0 host bridge, 1 PIIX, -device functions from 2
-constexpr uint64_t kDirectMmioBase = 0xFEB0'0000;
-constexpr uint64_t kDirectPioBase = 0xC000;
-
-struct Zone {
-  io::Space space;
-  uint64_t addr;
-  uint64_t len;
-  auto operator<=>(const Zone&) const = default;
-};
-
-struct RingEntry {
-  bool pio;
-  uint64_t addr;
-  unsigned size;
-  uint64_t value;
-};
-
-struct ExpectedCounts {
-  std::shared_ptr<io::AccessCounts> keep;  // pins the address so a new window's counts cannot reuse it
-  std::array<std::array<uint64_t, io::kPathCount>, 2> n{};
-};
-
 class Harness {
  public:
-  Harness(uint8_t flags, const ChoiceText& testdev_choice, const ChoiceText& vga_choice)
-      : direct_(flags & kDirectMapping),
-        carrier_(flags & kCarrier),
-        ring_capacity_(std::array<size_t, 8>{0, 1, 2, 4, 8, 64, 1, 3}[flags >> kRingShift]) {
-    clear_vga_shadow();
+  Harness(uint8_t flags, Choice testdev_choice, Choice vga_choice)
+      : any_length_(flags & kAnyLength), ring_(kRingSlots[(flags >> kRingShift) & 7]) {
+    kvm_.on_misuse = [](const std::string& what) { fail("fake KVM: %s", what.c_str()); };
+    watcher_.on_misuse = [](const std::string& what) { fail("fake watcher: %s", what.c_str()); };
     for (io::Bus* bus : {&pio_, &mmio_}) {
-      bus->add_listener([this, bus](const io::Window* removed, const io::Window* added) {
-        on_window_change(*bus, removed, added);
+      bus->add_listener([this](const io::Window*, const io::Window* added) {
+        dirty_ = true;
+        if (!added) return;
+        // Every window's counts are checked to the end; a doorbell's signals are counted in the last window of
+        // its (device, region), which the dispatcher keeps when the window goes.
+        counts_[added->counts.get()].keep = added->counts;
+        last_counts_[{added->device.get(), added->region}] = added->counts;
       });
     }
-    testdev_ = std::make_shared<PciTestdev>("pci-testdev",
-                                            devices::PciTestdevOptions{.any_length_mmio_wildcard = bool(flags & kAnyLength)});
-    any_length_ = flags & kAnyLength;
-    vga_ = std::make_shared<VgaWindow>("vga");
-
-    bool td_ioregionfd = false;
-    bool vga_ioregionfd = false;
-    auto td_bindings = choose_and_bind("pci-testdev", testdev_->register_blocks(), testdev_choice, td_ioregionfd);
-    auto vga_bindings = choose_and_bind("vga-window", vga_->register_blocks(), vga_choice, vga_ioregionfd);
-
-    // vga-window: a fixed window, mapped then bound (Platform::create_user_device).
-    mmio_.map(io::Window{.base = VgaWindow::kBase, .size = VgaWindow::kSize, .device = vga_, .label = "vga"});
-    install(*vga_, 0, vga_bindings, vga_ioregionfd);
-
-    if (!direct_) {
-      root_ = std::make_shared<devices::PciRoot>("pci-cfg");
-      pio_.map(io::Window{.base = devices::PciRoot::kIoBase, .size = devices::PciRoot::kRegionSize, .device = root_});
-      mapper_ = std::make_unique<devices::PciBarMapper>(pio_, mmio_);
-      bridge_ = std::make_shared<devices::PciHostBridge>();
-      bridge_->set_bar_observer(mapper_->observer());
-      root_->attach(0, 0, bridge_);
-      testdev_->set_bar_observer(mapper_->observer());
-      root_->attach(kTestdevSlot, 0, testdev_);
-    }
-    if (flags & kWithHost) attach_host(true);
-    if (direct_ && (flags & kBindAfterMap)) map_direct();
-    for (unsigned region : {PciTestdev::kMmioBar, PciTestdev::kPioBar}) {
-      install(*testdev_, region, td_bindings, td_ioregionfd);
-    }
-    if (direct_ && !(flags & kBindAfterMap)) map_direct();
-    if (!direct_) (void)devices::assign_bars_like_seabios(*root_, {.ram_below_4g = 16 << 20});
-    refresh();
+    // As Machine (the dispatcher, the hypercall port), then Platform::create_pci.
+    dispatcher_ = std::make_unique<dispatch::Dispatcher>(kvm_, pio_, mmio_, watcher_);
+    dispatch::attach_hypercall_port(pio_, mmio_);
+    dispatch::set_thread_exit_context(&vcpu_);
+    hypercall_port_ = pio_.windows().at(0).device.get();
+    root_ = std::make_shared<devices::PciRoot>("pci-cfg");
+    install(*root_, 0, {}, nullptr);
+    pio_.map(io::Window{.base = devices::PciRoot::kIoBase, .size = devices::PciRoot::kRegionSize, .device = root_});
+    mapper_ = std::make_unique<devices::PciBarMapper>(pio_, mmio_);
+    auto bridge = std::make_shared<devices::PciHostBridge>();
+    bridge->set_bar_observer(mapper_->observer());
+    root_->attach(0, 0, bridge);
+    testdev_ = std::dynamic_pointer_cast<PciTestdev>(create_user_device(testdev_choice));
+    vga_ = std::dynamic_pointer_cast<VgaWindow>(create_user_device(vga_choice));
+    (void)devices::assign_bars_like_seabios(*root_, {.ram_below_4g = 16 << 20});
     check_state();
   }
 
-  ~Harness() { testdev_->set_doorbell_host(nullptr); }
+  ~Harness() {
+    if (dispatcher_) testdev_->quiesce();  // the device must not hold a doorbell of a host that is gone
+    dispatch::set_thread_exit_context(nullptr);
+  }
 
   void run(const Record& r) {
-    const unsigned kind = (r.op & 0xf) % kKindCount;
-    const unsigned via = (r.op >> 4) & 3;
+    const auto kind = static_cast<Kind>((r.op & 0xf) % kKindCount);
+    const bool hypercall = r.op & 0x10;
+    zones_first_ = !(r.op & 0x20);
+    const unsigned width = (r.width & 0x80) ? (r.width >> 3) & 0xf : kWidths[r.width & 7];
+    const unsigned config_width = std::array{1u, 2u, 4u, 4u}[r.width & 3];
+    const unsigned test = sel_ != kNoTest ? sel_ : static_cast<unsigned>(r.value % 6);
     switch (kind) {
       case kRead:
       case kWrite: {
-        auto [bus, addr] = target_address(r);
-        guest_access(*bus, addr, width(r), kind == kWrite, r.value, via, r.extra);
+        auto [space, addr] = target_address(r);
+        access(space, addr, width, kind == kWrite, r.value, hypercall, r.extra);
         break;
       }
       case kSelect: {
-        const unsigned bar = r.target & 1;
-        auto [bus, addr] = bar_address(bar, PciTestdev::kTestField);
-        guest_access(*bus, addr, 1, true, r.value & 0xff, via, r.extra);
+        auto [space, addr] = bar_address(r.target & 1, PciTestdev::kTestField);
+        access(space, addr, 1, true, r.value & 0xff, hypercall, r.extra);
         break;
       }
       case kPortWrite: {
-        const unsigned test = sel_ != kNoTest ? sel_ : static_cast<unsigned>(r.value % 6);
-        const unsigned bar = (r.extra & 2) ? (r.target & 1) : test / 3;
-        auto [bus, addr] = bar_address(bar, test_port(test));
-        const uint64_t value = (r.extra & 1) ? r.value : test_data(test);
-        guest_access(*bus, addr, (r.extra & 4) ? width(r) : 1, true, value, via, r.extra & 0x80);
+        auto [space, addr] = bar_address((r.extra & 2) ? (r.target & 1) : test / 3, test_port(test));
+        access(space, addr, (r.extra & 4) ? width : 1, true, (r.extra & 1) ? r.value : test_data(test), hypercall,
+               r.extra);
+        break;
+      }
+      case kBurst: {
+        auto [space, addr] = bar_address(test / 3, test_port(test));
+        guest(space, addr, 1, true, test_data(test), 1 + (r.value & ((r.extra & 1) ? 0xffffff : 0xff)));
         break;
       }
       case kCountRead: {
-        auto [bus, addr] = bar_address(r.target & 1, PciTestdev::kCountField);
-        guest_access(*bus, addr, (r.extra & 4) ? width(r) : 4, false, 0, via, r.extra & 0x80);
+        auto [space, addr] = bar_address(r.target & 1, PciTestdev::kCountField);
+        access(space, addr, (r.extra & 4) ? width : 4, false, 0, hypercall, r.extra);
         break;
       }
-      case kDeliver: deliver(); break;
-      case kInject: inject((r.extra & 1) ? 1 + (r.value & 0xffffff) : 1 + (r.value & 0xff)); break;
-      case kConfig: config_write(static_cast<unsigned>(r.offset) & 0xff, std::array{1u, 2u, 4u, 4u}[r.width & 3],
-                                 static_cast<uint32_t>(r.value), r); break;
-      case kConfigRead: config_read(static_cast<unsigned>(r.offset) & 0xff, std::array{1u, 2u, 4u, 4u}[r.width & 3]); break;
+      case kDeliver: watcher_.run_ready(); break;
+      case kConfig: config(static_cast<unsigned>(r.offset) & 0xff, config_width, true, r.value); break;
+      case kConfigRead: config(static_cast<unsigned>(r.offset) & 0xff, config_width, false, 0); break;
+      case kDecode: config(devices::pci_config::kCommand, 2, true, r.value & 3); break;
+      case kBarMove: config(devices::pci_config::kBar0 + 4 * (r.target & 1), 4, true, r.value); break;
       case kDrain: drain(); break;
-      case kHostToggle: attach_host(!host_attached_); break;
-      case kBarMove: {
-        const unsigned bar = r.target & 1;
-        if (direct_) {
-          direct_move(bar, r.value);
-        } else {
-          config_write(devices::pci_config::kBar0 + 4 * bar, 4, static_cast<uint32_t>(r.value), r);
-        }
+      case kRebind: {
+        // Not something Platform does, but Dispatcher::bind allows it: KVM's side must follow.
+        uint8_t pairs[sizeof r.value];
+        std::memcpy(pairs, &r.value, sizeof pairs);
+        const bool vga = r.target & 1;
+        trace("step %zu: rebind the %s", g_step, vga ? "VGA" : "testdev");
+        Choice choice(vga ? "vga-window" : "pci-testdev",
+                      choice_text(vga ? kVgaNames : kTestdevNames, r.extra, std::span(pairs).first(2 * (r.width & 3))));
+        bind_device(vga ? std::shared_ptr<io::Device>(vga_) : testdev_, choice);
         break;
       }
+      case kHostToggle: toggle_host(); break;
+      case kString: {
+        Record at = r;
+        at.target = std::array{kTdPio, kPciPorts, kHypercallPort, kRawPio}[r.target & 3];
+        string_io(target_address(at).second, width, 2 + ((r.extra >> 1) & 15), !(r.extra & 1), r.value);
+        break;
+      }
+      case kKindCount: break;
     }
     check_state();
   }
 
+  // As ~Platform, then ~Machine: the devices let go of the machine's services, then the dispatcher goes.
+  void finish() {
+    ++g_step;
+    trace("step %zu: quiesce, then the dispatcher goes", g_step);
+    testdev_->quiesce();
+    drop_doorbell();
+    host_attached_ = false;
+    check_state();
+    dispatcher_.reset();
+    if (!kvm_.doorbells.empty()) fail("%zu ioeventfds armed after the dispatcher went", kvm_.doorbells.size());
+    if (!watcher_.handlers.empty()) fail("%zu fds watched after the dispatcher went", watcher_.handlers.size());
+    for (int fd : kvm_.seen_eventfds) {
+      if (::fcntl(fd, F_GETFD) != -1) fail("eventfd %d outlives the dispatcher", fd);
+    }
+  }
+
  private:
-  // ---- set-up ----
+  // What an access will do, worked out before it is made.
+  struct Expect {
+    AccessResult result = AccessResult::unmapped;
+    const io::Device* device = nullptr;
+    unsigned region = 0;
+    std::shared_ptr<io::AccessCounts> counts;
+    uint64_t offset = 0;
+    Path path = Path::exit;
+    bool locked = true;             // reaches the device under its lock: a read of `count` takes pending signals
+    std::optional<uint64_t> value;  // what a read returns, when modelled
+  };
 
-  void install(io::Device& device, unsigned region, const std::map<unsigned, io::WindowBinding>& bindings,
-               bool whole_ioregionfd) {
-    io::WindowBinding binding;
-    if (auto it = bindings.find(region); it != bindings.end()) binding = it->second;
-    if (whole_ioregionfd) {
-      binding.whole = Path::ioregionfd;
-      if (carrier_) {
-        std::shared_ptr<io::Device> owner = &device == vga_.get() ? std::shared_ptr<io::Device>(vga_)
-                                                                  : std::shared_ptr<io::Device>(testdev_);
-        binding.carrier = std::make_shared<ForwardingCarrier>(owner);
+  // The call a write at the hypercall port makes with the vCPU's registers.
+  struct Call {
+    dispatch::HypercallRegisters in;
+    bool bad = false;
+    Space space = Space::pio;
+    unsigned size = 0;
+    bool write = false;
+    Expect inner;
+  };
+
+  // ---- set-up, as Platform::create_user_device ----
+
+  std::shared_ptr<io::Device> create_user_device(Choice& choice) {
+    devices::DeviceContext context;
+    context.host.ioeventfd_any_length = any_length_;
+    if (!choice.choice.whole_device_ioregionfd()) context.doorbells = dispatcher_.get();
+    devices::BuiltDevice built = devices::make_device(devices::DeviceSpec::parse(choice.type), context);
+    std::vector<unsigned>& regions = regions_[built.device.get()];
+    if (auto pci = std::dynamic_pointer_cast<devices::PciDevice>(built.device)) {
+      host_attached_ = context.doorbells != nullptr;  // the testdev, the only PCI device here
+      pci->set_bar_observer(mapper_->observer());
+      root_->attach(2, 0, pci);  // Platform's first slot for --device functions
+      for (unsigned bar = 0; bar < 6; ++bar) {
+        if (pci->bar_spec(bar)) regions.push_back(bar);
       }
     }
-    auto shared = std::make_shared<const io::WindowBinding>(std::move(binding));
-    installed_[{&device, region}] = shared;
-    pio_.bind(device, region, shared);
-    mmio_.bind(device, region, shared);
-  }
-
-  void map_direct() {
-    mmio_.map(io::Window{.base = kDirectMmioBase, .size = PciTestdev::kMmioBarSize, .device = testdev_,
-                         .region = PciTestdev::kMmioBar, .label = "pci-testdev.bar0"});
-    pio_.map(io::Window{.base = kDirectPioBase, .size = PciTestdev::kPioBarSize, .device = testdev_,
-                        .region = PciTestdev::kPioBar, .label = "pci-testdev.bar1"});
-  }
-
-  void attach_host(bool attach) {
-    trace("  %s the doorbell host", attach ? "attach" : "detach");
-    testdev_->set_doorbell_host(attach ? &host_ : nullptr);
-    host_attached_ = attach;
-    settle_dropped();
-  }
-
-  // Signals dropped with a removed doorbell never reach `count`: the model forgets those writes.
-  void settle_dropped() {
-    matching_ -= static_cast<uint32_t>(host_.dropped);
-    host_.dropped = 0;
-  }
-
-  // ---- the window table, as a Dispatcher-like listener and an independent lookup see it ----
-
-  void on_window_change(io::Bus& bus, const io::Window* removed, const io::Window* added) {
-    dirty_ = true;
-    if (removed && removed->binding) {
-      for (const auto& bound : removed->binding->registers) {
-        if (bound.path != Path::coalesced) continue;
-        auto it = zones_.find(Zone{bus.space(), removed->base + bound.reg.offset, bound.reg.width});
-        if (it == zones_.end()) fail("listener: a removed window's coalesced zone was never added");
-        zones_.erase(it);
-      }
+    for (const auto& place : built.fixed_windows) regions.push_back(place.region);
+    bind_device(built.device, choice);  // before the windows are mapped: KVM's side is there when they appear
+    for (const auto& place : built.fixed_windows) {
+      (place.space == Space::pio ? pio_ : mmio_)
+          .map(io::Window{.base = place.base, .size = place.size, .device = built.device, .region = place.region});
     }
-    if (added && added->binding) {
-      for (const auto& bound : added->binding->registers) {
-        if (bound.path == Path::coalesced) zones_.insert(Zone{bus.space(), added->base + bound.reg.offset, bound.reg.width});
-      }
+    return built.device;
+  }
+
+  void bind_device(const std::shared_ptr<io::Device>& device, Choice& choice) {
+    const auto bindings = choice.bind(device->register_blocks());
+    std::shared_ptr<io::Device> carrier;
+    if (choice.choice.whole_device_ioregionfd()) carrier = std::make_shared<ForwardingCarrier>(device);
+    for (unsigned region : regions_[device.get()]) {
+      dispatch::WindowBinding binding;
+      if (auto it = bindings.find(region); it != bindings.end()) binding = it->second;
+      if (carrier) binding.whole = Path::ioregionfd;
+      install(*device, region, std::move(binding), carrier);
     }
   }
+
+  void install(io::Device& device, unsigned region, dispatch::WindowBinding binding,
+               std::shared_ptr<io::Device> carrier) {
+    installed_[{&device, region}] = binding;  // carried exactly when whole is ioregionfd
+    try {
+      dispatcher_->bind(device, region, std::move(binding), std::move(carrier));
+    } catch (const std::exception& e) {
+      fail("Dispatcher::bind threw: %s", e.what());
+    }
+  }
+
+  // ---- addresses ----
+
+  const io::Window* window_of(unsigned bar) {
+    refresh();
+    for (const auto& w : bar == PciTestdev::kMmioBar ? mmio_table_ : pio_table_) {
+      if (w.device.get() == testdev_.get() && w.region == bar) return &w;
+    }
+    return nullptr;
+  }
+
+  std::pair<Space, uint64_t> bar_address(unsigned bar, uint64_t offset) {
+    const Space space = bar == PciTestdev::kMmioBar ? Space::mmio : Space::pio;
+    if (const io::Window* w = window_of(bar)) return {space, w->base + offset};
+    std::lock_guard lock(testdev_->mutex());
+    return {space, testdev_->bar_address(bar) + offset};  // where the guest programmed it: not decoded now
+  }
+
+  std::pair<Space, uint64_t> target_address(const Record& r) {
+    auto fold = [&](uint64_t size) -> uint64_t {
+      if (r.op & 0x40) return static_cast<uint64_t>(static_cast<int64_t>(r.offset));
+      const int64_t span = static_cast<int64_t>(size) + 32;  // mostly inside, sometimes just before or past it
+      const int64_t v = (static_cast<int64_t>(r.offset) % span + span) % span;
+      return static_cast<uint64_t>(v < span - 16 ? v : v - span);
+    };
+    switch (r.target % kTargetCount) {
+      case kTdMmio: return {Space::mmio, bar_address(0, 0).second + fold(PciTestdev::kMmioBarSize)};
+      case kTdPio: return {Space::pio, bar_address(1, 0).second + fold(PciTestdev::kPioBarSize)};
+      case kVga: return {Space::mmio, VgaWindow::kBase + fold(VgaWindow::kSize)};
+      case kPciPorts: return {Space::pio, devices::PciRoot::kIoBase + fold(devices::PciRoot::kRegionSize)};
+      case kHypercallPort: return {Space::pio, dispatch::kHypercallPort + fold(4)};
+      case kRawPio: return {Space::pio, static_cast<uint32_t>(r.offset)};
+      default: return {Space::mmio, (uint64_t{r.extra} << 32) | static_cast<uint32_t>(r.offset)};
+    }
+  }
+
+  // ---- guest accesses ----
+
+  void access(Space space, uint64_t addr, unsigned size, bool write, uint64_t value, bool hypercall, uint8_t extra) {
+    if (!hypercall) return guest(space, addr, size, write, value);
+    uint64_t flags = (size & dispatch::kHypercallSizeMask) | (write ? dispatch::kHypercallWrite : 0) |
+                     (space == Space::pio ? dispatch::kHypercallPio : 0);
+    if (extra & 0x80) flags ^= uint64_t{1} << (extra & 63);
+    vcpu_.regs = {.rax = write ? value : 0x5a5a5a5a5a5a5a5aull, .rbx = addr, .rcx = flags};
+    trace("step %zu: hypercall rax %#llx rbx %#llx rcx %#llx", g_step, ull(vcpu_.regs.rax), ull(addr), ull(flags));
+    guest(Space::pio, dispatch::kHypercallPort, 1, true, vcpu_.regs.rax & 0xff);  // outb %al, $0x0FF0
+  }
+
+  // A guest instruction, as KVM and then VcpuRunner carry it.
+  void guest(Space space, uint64_t addr, unsigned size, bool write, uint64_t value, uint64_t times = 1) {
+    trace("step %zu: %s %s %u bytes at %#llx (%#llx)%s", g_step, to_string(space), write ? "write" : "read", size,
+          ull(addr), ull(value), zones_first_ ? "" : ", ioeventfds first");
+    // Odd lengths (pieces of an access split at a page boundary) exit here; KVM might queue one in a zone, with
+    // the same outcome: the bus refuses them either way.
+    if (write && io::valid_access_size(size)) {
+      const uint64_t v = value & io::size_mask(size);
+      switch (kvm_.guest_write(to_kvm(space), addr, size, v, ring_, zones_first_, times)) {
+        case FakeRegistrar::Taken::signalled: return signalled(v, times);
+        case FakeRegistrar::Taken::queued: return trace("  queued in the ring");
+        case FakeRegistrar::Taken::exit: break;
+      }
+    }
+    drain();
+    bus_access(space, addr, size, write, value, Path::exit);
+  }
+
+  // KVM turned `times` writes into eventfd signals of the testdev's doorbell (check_state: KVM arms no other),
+  // each standing for a write the device would have counted once.
+  void signalled(uint64_t value, uint64_t times) {
+    if (!test_wildcard(sel_) && static_cast<uint8_t>(value) != test_data(sel_)) {
+      fail("the doorbell swallowed a write the device would not count");
+    }
+    matching_ += static_cast<uint32_t>(times);
+    pending_ += times;
+    trace("  -> eventfd signal x%llu (%llu pending)", ull(times), ull(pending_));
+  }
+
+  // The vCPU replays the ring before it handles any exit.
+  void drain() {
+    const std::vector<kvm_coalesced_mmio> entries = ring_.queued();
+    std::vector<Expect> expected;
+    for (const auto& e : entries) {
+      trace("  replay %s %u bytes at %#llx", e.pio ? "pio" : "mmio", e.len, ull(e.phys_addr));
+      expected.push_back(predict(e.pio ? Space::pio : Space::mmio, e.phys_addr, e.len, true, Path::coalesced));
+    }
+    const size_t handled = dispatcher_->drain_coalesced(ring_.view());
+    if (handled != entries.size()) fail("drain_coalesced replayed %zu of %zu entries", handled, entries.size());
+    if (ring_.get()->first != ring_.get()->last) fail("the ring is not empty after a drain");
+    for (size_t i = 0; i < entries.size(); ++i) {
+      uint64_t value = 0;
+      std::memcpy(&value, entries[i].data, entries[i].len);
+      settle(expected[i], entries[i].pio ? Space::pio : Space::mmio, entries[i].len, true, value);
+    }
+  }
+
+  // The exit itself, on the bus through the vCPU's Reader. A write at the hypercall port performs the call in the
+  // vCPU's registers, predicted before it and checked after.
+  void bus_access(Space space, uint64_t addr, unsigned size, bool write, uint64_t value, Path via) {
+    const Expect e = predict(space, addr, size, write, via);
+    std::optional<Call> call;
+    if (write && e.result == AccessResult::ok && e.device == hypercall_port_ && e.offset == 0) {
+      call = predict_call();
+    }
+    io::Bus& bus = space == Space::pio ? pio_ : mmio_;
+    uint64_t got = 0x1234;
+    const AccessResult result = write ? bus.write(vcpu_.reader(space), addr, size, value, via)
+                                      : bus.read(vcpu_.reader(space), addr, size, got, via);
+    if (result != e.result) {
+      fail("bus result %d, the window table says %d (%s %u bytes at %#llx)", int(result), int(e.result),
+           write ? "write" : "read", size, ull(addr));
+    }
+    if (!write) check_read(e, size, got);
+    if (!write && e.device == hypercall_port_ && e.offset == 0 && !vcpu_.expected) {
+      fail("reading the hypercall signature did not turn on register sync");
+    }
+    settle(e, space, size, write, value);
+    if (call) settle_call(*call);
+  }
+
+  // rep ins/outs: KVM hands over the whole string in one exit, VcpuRunner makes it one Bus::transfer_string. (A
+  // string KVM would start to take in-kernel is a single write here: how KVM splits one is not modelled.)
+  void string_io(uint64_t port, unsigned size, uint32_t n, bool write, uint64_t first) {
+    trace("step %zu: rep %s %u x %u bytes at %#llx", g_step, write ? "outs" : "ins", n, size, ull(port));
+    if (write && io::valid_access_size(size) &&
+        (kvm_.in_zone(kvm::IoSpace::pio, port, size) || kvm_.matching_eventfd(kvm::IoSpace::pio, port, size, first))) {
+      return guest(Space::pio, port, size, true, first);
+    }
+    drain();
+    const Expect e = predict(Space::pio, port, size, write, Path::exit, /*string=*/true);
+    const size_t element = io::valid_access_size(size) ? size : 0;  // the bus refuses other widths before reading
+    std::vector<uint8_t> data(std::max<size_t>(size_t{size} * n, 1), 0x5a);  // kvm_run's buffer is never null
+    for (uint32_t i = 0; write && element && i < n; ++i) {
+      const uint64_t v = first + i;
+      std::memcpy(data.data() + i * element, &v, element);
+    }
+    const auto direction = write ? io::Direction::write : io::Direction::read;
+    if (pio_.transfer_string(vcpu_.reader(Space::pio), direction, port, size, n, data.data()) != e.result) {
+      fail("transfer_string's result differs from the window table's");
+    }
+    if (e.result != AccessResult::ok) {
+      const auto end = data.begin() + static_cast<std::ptrdiff_t>(size * n);
+      if (!write && !std::all_of(data.begin(), end, [](uint8_t byte) { return byte == 0xff; })) {
+        fail("a refused string read is not all-ones");
+      }
+      refused_[1][write] += n;
+      return;
+    }
+    count(e.counts, {e.offset, size * n, direction, e.path});
+    for (uint32_t i = 0; i < n; ++i) {
+      uint64_t v = 0;
+      std::memcpy(&v, data.data() + i * size, size);
+      if (!write) check_read(predict(Space::pio, port, size, false, Path::exit, true), size, v);  // element by element
+      apply(e, size, write, v);
+    }
+  }
+
+  Expect predict(Space space, uint64_t addr, unsigned size, bool write, Path via, bool string = false) {
+    refresh();
+    Expect e;
+    const io::Window* w = nullptr;
+    for (const auto& candidate : space == Space::pio ? pio_table_ : mmio_table_) {
+      if (addr < candidate.base || addr - candidate.base >= candidate.size) continue;
+      e.result = size > candidate.size - (addr - candidate.base) ? AccessResult::crosses_end : AccessResult::ok;
+      if (e.result == AccessResult::ok) w = &candidate;
+    }
+    if (!io::valid_access_size(size)) e.result = AccessResult::bad_size, w = nullptr;
+    if (!w) return e;
+    e.device = w->device.get();
+    e.region = w->region;
+    e.counts = w->counts;
+    e.offset = addr - w->base;
+    e.path = via;
+    if (e.device == hypercall_port_) {  // its strings, and a hypercall naming it, are no way to call: all-ones
+      e.locked = false;
+      const bool discovery = e.offset == 0 && !string && via == Path::exit;
+      if (!write) e.value = (discovery ? dispatch::kHypercallSignature : ~0ull) & io::size_mask(size);
+      return e;
+    }
+    const dispatch::WindowBinding& binding = installed_.at({e.device, e.region});
+    if (binding.whole == Path::ioregionfd) {
+      if (via == Path::exit) e.path = Path::ioregionfd;
+    } else if (!write && via == Path::exit && !string) {
+      // The fastpath answers a read inside one register bound to it, without the lock.
+      const io::Register* reg = io::find_register(w->device->registers(w->region), e.offset, size);
+      for (const auto& bound : binding.registers) {
+        if (reg && bound.path == Path::fastpath && bound.reg.name == reg->name && bound.reg.offset == reg->offset) {
+          e.path = Path::fastpath;
+          e.locked = false;
+        }
+      }
+    }
+    if (write || (e.device != vga_.get() && e.device != testdev_.get())) return e;
+    const uint32_t shown = matching_ - (e.locked ? 0 : static_cast<uint32_t>(pending_));
+    uint64_t v = 0;
+    for (unsigned i = 0; i < size; ++i) {
+      const uint8_t byte = e.device == vga_.get() ? vga_shadow_[e.offset + i] : header_byte(sel_, e.offset + i, shown);
+      v |= uint64_t{byte} << (8 * i);
+    }
+    e.value = v;
+    return e;
+  }
+
+  Call predict_call() {
+    constexpr uint64_t kKnown = dispatch::kHypercallSizeMask | dispatch::kHypercallWrite | dispatch::kHypercallPio;
+    Call c{.in = vcpu_.regs};
+    c.size = static_cast<unsigned>(c.in.rcx & dispatch::kHypercallSizeMask);
+    c.write = c.in.rcx & dispatch::kHypercallWrite;
+    c.space = (c.in.rcx & dispatch::kHypercallPio) ? Space::pio : Space::mmio;
+    c.bad = (c.in.rcx & ~kKnown) || !io::valid_access_size(c.size) || (c.space == Space::pio && c.in.rbx > 0xffff);
+    if (!c.bad) c.inner = predict(c.space, c.in.rbx, c.size, c.write, Path::hypercall);
+    return c;
+  }
+
+  static void check_read(const Expect& e, unsigned size, uint64_t got) {
+    const uint64_t mask = io::valid_access_size(size) ? io::size_mask(size) : ~0ull;
+    if (e.result != AccessResult::ok && got != mask) fail("a refused %u-byte read returned %#llx", size, ull(got));
+    if (got & ~mask) fail("a %u-byte read returned %#llx, bits above its width", size, ull(got));
+    if (e.result == AccessResult::ok && e.value && got != *e.value) {
+      fail("a %u-byte read at +%#llx via %.*s returned %#llx, the model says %#llx", size, ull(e.offset),
+           int(io::to_string(e.path).size()), io::to_string(e.path).data(), ull(got), ull(*e.value));
+    }
+  }
+
+  void settle_call(const Call& c) {
+    const dispatch::HypercallRegisters& out = vcpu_.regs;
+    if (out.rbx != c.in.rbx) fail("a hypercall changed rbx");
+    const uint64_t status = c.bad                                ? dispatch::kHypercallBadRequest
+                            : c.inner.result == AccessResult::ok ? dispatch::kHypercallDone
+                                                                 : dispatch::kHypercallUnmapped;
+    if (out.rcx != status) fail("hypercall status %llu, the model says %llu", ull(out.rcx), ull(status));
+    if (c.bad && out.rax != c.in.rax) fail("a refused hypercall changed rax");
+    if (c.bad) return;
+    if (c.write && out.rax != c.in.rax) fail("a hypercall write changed rax");
+    if (!c.write) check_read(c.inner, c.size, out.rax);
+    settle(c.inner, c.space, c.size, c.write, c.in.rax);
+  }
+
+  // The model after the access: refusals, access counts, device state.
+  void settle(const Expect& e, Space space, unsigned size, bool write, uint64_t value) {
+    if (e.result != AccessResult::ok) {
+      ++refused_[space == Space::pio][write];
+      return;
+    }
+    count(e.counts, {e.offset, size, write ? io::Direction::write : io::Direction::read, e.path});
+    apply(e, size, write, value);
+  }
+
+  void apply(const Expect& e, unsigned size, bool write, uint64_t value) {
+    value &= io::size_mask(size);
+    for (unsigned i = 0; write && e.device == vga_.get() && i < size; ++i) {
+      vga_shadow_[e.offset + i] = static_cast<uint8_t>(value >> (8 * i));
+    }
+    // pci-testdev takes a write apart byte by byte, as QEMU's memory core does for it.
+    for (unsigned i = 0; write && e.device == testdev_.get() && i < size; ++i) {
+      const auto byte = static_cast<uint8_t>(value >> (8 * i));
+      if (e.offset + i == PciTestdev::kTestField) {
+        drop_doorbell();  // the count restarts (or nothing is selected) whatever was pending
+        sel_ = byte < 3 ? 3 * e.region + byte : kNoTest;
+        matching_ = 0;
+        add_doorbell();
+      } else if (sel_ != kNoTest && e.offset + i == test_port(sel_)) {
+        matching_ += test_wildcard(sel_) || byte == test_data(sel_);
+      }
+    }
+    if (!write && e.device == testdev_.get() && e.locked && e.offset < PciTestdev::kCountField + 4 &&
+        e.offset + size > PciTestdev::kCountField) {
+      take_pending();
+    }
+  }
+
+  void count(const std::shared_ptr<io::AccessCounts>& counts, const io::AccessCounts::Key& key, uint64_t n = 1) {
+    counts_[counts.get()].n[key] += n;
+  }
+
+  // ---- pci-testdev's doorbell, as the device and the dispatcher handle it ----
+
+  // The dispatcher refuses a doorbell for a window not mapped now: that test's writes keep exiting.
+  void add_doorbell() {
+    if (!host_attached_ || sel_ == kNoTest || !test_eventfd(sel_)) return;
+    has_doorbell_ = (sel_ < 3 ? mmio_ : pio_).find_window(*testdev_, sel_ / 3).has_value();
+  }
+
+  // Removal takes the pending signals (counted: the guest did write) and drops them: `count` never sees them.
+  void drop_doorbell() {
+    if (!has_doorbell_) return;
+    matching_ -= static_cast<uint32_t>(pending_);
+    take_pending();
+    has_doorbell_ = false;
+  }
+
+  void take_pending() {
+    if (pending_ == 0) return;
+    const io::AccessCounts::Key key{test_port(sel_), any_length_ && sel_ == 1 ? 0u : 1u, io::Direction::write,
+                                    Path::ioeventfd};
+    count(last_counts_.at({testdev_.get(), sel_ / 3}), key, pending_);
+    pending_ = 0;
+  }
+
+  void toggle_host() {
+    trace("step %zu: %s the doorbell host", g_step, host_attached_ ? "detach" : "attach");
+    if (host_attached_) {
+      testdev_->quiesce();
+      drop_doorbell();
+    } else {
+      testdev_->set_doorbell_host(dispatcher_.get());
+    }
+    host_attached_ = !host_attached_;
+    add_doorbell();
+  }
+
+  // A configuration access to the testdev (slot 2) through CONFIG_ADDRESS/CONFIG_DATA, as the guest makes it.
+  void config(unsigned reg, unsigned size, bool write, uint64_t value) {
+    guest(Space::pio, devices::PciRoot::kIoBase, 4, true, 0x8000'0000u | (2u << 11) | (reg & 0xfc));
+    guest(Space::pio, devices::PciRoot::kIoBase + 4 + (reg & 3), size, write, value);
+  }
+
+  // ---- invariants after every step ----
 
   void refresh() {
     if (!dirty_) return;
     dirty_ = false;
     pio_table_ = pio_.windows();
     mmio_table_ = mmio_.windows();
-    std::multiset<Zone> implied;
+  }
+
+  void check_state() {
+    refresh();
+    // KVM holds the coalesced zones of every window's binding at its base, and the testdev's doorbell while its
+    // window is mapped. Neither device has a doorbell register and pci-testdev's doorbells are delivered on
+    // demand, so no ioeventfd comes from a binding and no fd is watched.
+    std::set<FakeRegistrar::Zone> zones;
     for (const auto* table : {&pio_table_, &mmio_table_}) {
-      const io::Space space = table == &pio_table_ ? io::Space::pio : io::Space::mmio;
       for (size_t i = 0; i < table->size(); ++i) {
         const io::Window& w = (*table)[i];
         if (w.size == 0 || w.base + w.size < w.base) fail("an empty or wrapping window");
         if (i + 1 < table->size() && w.base + w.size > (*table)[i + 1].base) fail("windows overlap or are unsorted");
         auto it = installed_.find({w.device.get(), w.region});
-        const std::shared_ptr<const io::WindowBinding> want =
-            it == installed_.end() ? nullptr : it->second;
-        if (w.binding != want) fail("window %s carries another binding than was installed", w.label.c_str());
-        if (w.binding) {
-          for (const auto& bound : w.binding->registers) {
-            if (bound.path == Path::coalesced) implied.insert(Zone{space, w.base + bound.reg.offset, bound.reg.width});
-          }
+        for (const auto& bound : it != installed_.end() ? it->second.registers : kNoRegisters) {
+          if (bound.path != Path::coalesced) continue;
+          zones.insert({table == &pio_table_ ? kvm::IoSpace::pio : kvm::IoSpace::mmio, w.base + bound.reg.offset,
+                        static_cast<uint32_t>(bound.reg.width)});
         }
       }
     }
-    if (implied != zones_) fail("the coalesced zones the listener saw differ from the window table's");
-    if (!direct_) {
-      for (const auto& spec : testdev_->bars()) {
-        const auto mapped = mapper_->mapped_base(*testdev_, spec.index);
-        const io::Window* w = window_of(spec.index);
-        if (mapped.has_value() != (w != nullptr) || (mapped && *mapped != w->base)) fail("BAR window and mapper disagree");
-        if (w && w->size != spec.size) fail("BAR window has the wrong size");
-        std::lock_guard lock(testdev_->mutex());
-        if (mapped && testdev_->bar_decode_base(spec.index) != mapped) fail("BAR mapped where it does not decode");
+    if (zones != kvm_.zones) fail("KVM has %zu coalesced zones, the windows %zu", kvm_.zones.size(), zones.size());
+    std::set<FakeRegistrar::Doorbell> armed, doorbells;
+    for (const auto& [key, fd] : kvm_.doorbells) armed.insert(key);
+    if (const io::Window* w = has_doorbell_ ? window_of(sel_ / 3) : nullptr) {
+      doorbells.insert({sel_ < 3 ? kvm::IoSpace::mmio : kvm::IoSpace::pio, w->base + test_port(sel_),
+                        any_length_ && sel_ == 1 ? 0u : 1u,
+                        test_wildcard(sel_) ? std::nullopt : std::optional<uint64_t>(test_data(sel_))});
+    }
+    if (armed != doorbells) fail("KVM has %zu ioeventfds armed, the model %zu", armed.size(), doorbells.size());
+    if (!watcher_.handlers.empty()) fail("%zu fds watched", watcher_.handlers.size());
+
+    for (const auto& spec : testdev_->bars()) {
+      const auto mapped = mapper_->mapped_base(*testdev_, spec.index);
+      const io::Window* w = window_of(spec.index);
+      if (mapped.has_value() != (w != nullptr) || (mapped && (*mapped != w->base || w->size != spec.size))) {
+        fail("a BAR window and the mapper disagree");
       }
+      std::lock_guard lock(testdev_->mutex());
+      if (mapped && testdev_->bar_decode_base(spec.index) != mapped) fail("a BAR is mapped where it does not decode");
+    }
+    if (testdev_->selected_test().value_or(kNoTest) != sel_) fail("the device selected another test than the model");
+    const uint32_t delivered = matching_ - static_cast<uint32_t>(pending_);
+    if (sel_ != kNoTest && testdev_->delivered_count() != delivered) {
+      fail("delivered count %u, the model %u (%llu pending)", testdev_->delivered_count(), delivered, ull(pending_));
+    }
+    for (const auto& [counts, expected] : counts_) {
+      if (counts->snapshot() != expected.n) fail("a window's access counts differ from the accesses made");
+    }
+    if (pio_.unmapped_reads() != refused_[1][0] || pio_.unmapped_writes() != refused_[1][1] ||
+        mmio_.unmapped_reads() != refused_[0][0] || mmio_.unmapped_writes() != refused_[0][1]) {
+      fail("refused accesses counted otherwise than the window table refuses them");
     }
   }
 
-  const std::vector<io::Window>& table(const io::Bus& bus) const { return &bus == &pio_ ? pio_table_ : mmio_table_; }
-
-  const io::Window* window_of(unsigned region) const {
-    const auto& t = region == PciTestdev::kMmioBar ? mmio_table_ : pio_table_;
-    for (const auto& w : t) {
-      if (w.device.get() == testdev_.get() && w.region == region) return &w;
-    }
-    return nullptr;
-  }
-
-  struct Lookup {
-    io::AccessResult result;
-    const io::Window* window;
-  };
-  static Lookup lookup(const std::vector<io::Window>& windows, uint64_t addr, unsigned size) {
-    if (!io::valid_access_size(size)) return {io::AccessResult::bad_size, nullptr};
-    for (const auto& w : windows) {
-      if (addr < w.base || addr - w.base >= w.size) continue;
-      if (size > w.size - (addr - w.base)) return {io::AccessResult::crosses_end, nullptr};
-      return {io::AccessResult::ok, &w};
-    }
-    return {io::AccessResult::unmapped, nullptr};
-  }
-
-  // ---- addresses ----
-
-  static unsigned width(const Record& r) { return (r.width & 0x80) ? (r.width >> 3) & 0xf : kWidths[r.width & 7]; }
-
-  std::pair<io::Bus*, uint64_t> bar_address(unsigned bar, uint64_t offset) {
-    refresh();
-    io::Bus* bus = bar == PciTestdev::kMmioBar ? &mmio_ : &pio_;
-    if (const io::Window* w = window_of(bar)) return {bus, w->base + offset};
-    if (direct_) return {bus, (bar == PciTestdev::kMmioBar ? kDirectMmioBase : kDirectPioBase) + offset};
-    std::lock_guard lock(testdev_->mutex());
-    return {bus, testdev_->bar_address(bar) + offset};  // where the guest programmed it: unmapped now
-  }
-
-  std::pair<io::Bus*, uint64_t> target_address(const Record& r) {
-    const bool raw = r.op & 0x40;
-    auto fold = [&](uint64_t size) -> uint64_t {
-      if (raw) return static_cast<uint64_t>(static_cast<int64_t>(r.offset));
-      // Folded into [-16, size + 16): mostly inside the window, sometimes just before or past it.
-      const int64_t span = static_cast<int64_t>(size) + 32;
-      const int64_t v = (static_cast<int64_t>(r.offset) % span + span) % span;
-      return static_cast<uint64_t>(v < span - 16 ? v : v - span);
-    };
-    switch (r.target % kTargetCount) {
-      case kTdMmio: { auto [bus, base] = bar_address(0, 0); return {bus, base + fold(PciTestdev::kMmioBarSize)}; }
-      case kTdPio: { auto [bus, base] = bar_address(1, 0); return {bus, base + fold(PciTestdev::kPioBarSize)}; }
-      case kVga: return {&mmio_, VgaWindow::kBase + fold(VgaWindow::kSize)};
-      case kPciPorts: return {&pio_, devices::PciRoot::kIoBase + fold(devices::PciRoot::kRegionSize)};
-      case kRawPio: return {&pio_, static_cast<uint32_t>(r.offset)};
-      default: return {&mmio_, (uint64_t{r.extra} << 32) | static_cast<uint32_t>(r.offset)};
-    }
-  }
-
-  // ---- guest accesses ----
-
-  // One guest access. kViaGuest: an instruction, routed as KVM does; kViaHypercall: the paravirtual call with flags
-  // built from the access, one bit flipped when `extra` bit 7 is set; kViaReplay: a coalesced-ring entry replayed
-  // straight onto the bus (writes) or a read that does not drain the ring first.
-  void guest_access(io::Bus& bus, uint64_t addr, unsigned size, bool write, uint64_t value, unsigned via,
-                    uint8_t extra) {
-    trace("step %zu: %s %s %u bytes at %#llx (%#llx) via %u", g_step, to_string(bus.space()), write ? "write" : "read",
-          size, static_cast<unsigned long long>(addr), static_cast<unsigned long long>(value), via);
-    if (via == kViaHypercall) return hypercall(bus, addr, size, write, value, extra);
-    if (via == kViaReplay) {
-      if (write) return bus_access(bus, addr, size, true, value, Path::coalesced);
-      return bus_access(bus, addr, size, false, 0, Path::exit);
-    }
-    if (write && io::valid_access_size(size)) {
-      const uint64_t v = value & io::size_mask(size);
-      if (host_attached_ && kvm_doorbell(bus, addr, size, v)) return;
-      if (ring_.size() < ring_capacity_ && in_zone(bus, addr, size)) {
-        ring_.push_back(RingEntry{&bus == &pio_, addr, size, v});
-        return;
-      }
-    }
-    drain();
-    bus_access(bus, addr, size, write, value, Path::exit);
-  }
-
-  bool in_zone(const io::Bus& bus, uint64_t addr, unsigned size) const {
-    for (const Zone& z : zones_) {
-      if (z.space == bus.space() && addr >= z.addr && addr - z.addr < z.len && size <= z.len - (addr - z.addr)) {
-        return true;
-      }
-    }
-    return false;
-  }
-
-  // KVM's ioeventfd match (virt/kvm/eventfd.c) against the active doorbell, which follows its window.
-  bool kvm_doorbell(io::Bus& bus, uint64_t addr, unsigned size, uint64_t value) {
-    FakeDoorbellHost::Bell* bell = host_.active();
-    if (!bell) return false;
-    refresh();
-    const io::Window* w = window_of(bell->region);
-    if (!w || &table(bus) != &(bell->region == PciTestdev::kMmioBar ? mmio_table_ : pio_table_)) return false;
-    if (addr != w->base + bell->offset) return false;
-    if (bell->size != 0 && bell->size != size) return false;
-    if (bell->datamatch && *bell->datamatch != value) return false;
-    // The write becomes a signal; it is a matching write the device will count when it is delivered or taken.
-    const uint32_t counted = model_count_write(bell->region, bell->offset, size, value, /*apply=*/false);
-    if (counted != 1) fail("the doorbell caught a write the device would count %u times", counted);
-    ++bell->pending;
-    ++matching_;
-    trace("  -> ioeventfd signal (pending %llu)", static_cast<unsigned long long>(bell->pending));
-    return true;
-  }
-
-  void drain() {
-    while (!ring_.empty()) {
-      RingEntry e = ring_.front();
-      ring_.pop_front();
-      trace("  ring replay: %s %u bytes at %#llx", e.pio ? "pio" : "mmio", e.size, static_cast<unsigned long long>(e.addr));
-      bus_access(e.pio ? pio_ : mmio_, e.addr, e.size, true, e.value, Path::coalesced);
-    }
-  }
-
-  void hypercall(io::Bus& bus, uint64_t addr, unsigned size, bool write, uint64_t value, uint8_t extra) {
-    drain();  // the hypercall port is an exit like any other
-    const bool pio = &bus == &pio_;
-    uint64_t flags = (size & dispatch::kHypercallSizeMask) | (write ? dispatch::kHypercallWrite : 0) |
-                     (pio ? dispatch::kHypercallPio : 0);
-    if (extra & 0x80) flags ^= uint64_t{1} << (extra & 63);
-    const unsigned hsize = static_cast<unsigned>(flags & dispatch::kHypercallSizeMask);
-    const bool hpio = flags & dispatch::kHypercallPio;
-    const bool hwrite = flags & dispatch::kHypercallWrite;
-    constexpr uint64_t kKnown = dispatch::kHypercallSizeMask | dispatch::kHypercallWrite | dispatch::kHypercallPio;
-    const uint64_t rax_in = write ? value : 0x5a5a5a5a5a5a5a5aull;
-    dispatch::HypercallRegisters regs{.rax = rax_in, .rbx = addr, .rcx = flags};
-    if ((flags & ~kKnown) || !io::valid_access_size(hsize) || (hpio && addr > 0xffff)) {
-      const uint64_t refused_r = pio_.unmapped_reads() + mmio_.unmapped_reads();
-      const uint64_t refused_w = pio_.unmapped_writes() + mmio_.unmapped_writes();
-      dispatch::execute_hypercall(regs, pio_, mmio_);
-      if (regs.rcx != dispatch::kHypercallBadRequest) fail("a bad hypercall request (flags %#llx) was not refused",
-                                                          static_cast<unsigned long long>(flags));
-      if (regs.rax != rax_in || regs.rbx != addr) fail("a refused hypercall changed rax or rbx");
-      if (refused_r != pio_.unmapped_reads() + mmio_.unmapped_reads() ||
-          refused_w != pio_.unmapped_writes() + mmio_.unmapped_writes()) {
-        fail("a refused hypercall reached a bus");
-      }
-      return;
-    }
-    io::Bus& target = hpio ? pio_ : mmio_;
-    bus_access(target, addr, hsize, hwrite, rax_in, Path::hypercall, &regs);
-  }
-
-  // The access itself, on `bus` as `via` (or through execute_hypercall when `regs` is given), checked against the
-  // window table, the devices' models and the window's access counts.
-  void bus_access(io::Bus& bus, uint64_t addr, unsigned size, bool write, uint64_t value, Path via,
-                  dispatch::HypercallRegisters* regs = nullptr) {
-    refresh();
-    const Lookup expected = lookup(table(bus), addr, size);
-    const uint64_t width_mask = io::valid_access_size(size) ? io::size_mask(size) : ~0ull;
-    const uint64_t refused_before = write ? bus.unmapped_writes() : bus.unmapped_reads();
-
-    // What a read should return, worked out before the access (a locked read of `count` takes pending signals).
-    const io::Window* w = expected.window;
-    const uint64_t offset = w ? addr - w->base : 0;
-    const io::WindowBinding* binding = w ? w->binding.get() : nullptr;
-    const io::WindowBinding::BoundRegister* bound = binding ? binding->find(offset, size) : nullptr;
-    const bool carried = binding && binding->carrier;
-    const bool fastpath = !write && !carried && bound && bound->path == Path::fastpath && via == Path::exit;
-    Path counted = binding && via == Path::exit ? binding->whole : via;
-    if (fastpath) counted = Path::fastpath;
-    std::optional<uint64_t> want;
-    if (w && !write) want = model_read(*w, offset, size, /*locked=*/!fastpath);
-
-    io::AccessResult result;
-    uint64_t got = 0x1234;
-    if (regs) {
-      dispatch::execute_hypercall(*regs, pio_, mmio_);
-      if (regs->rcx != dispatch::kHypercallDone && regs->rcx != dispatch::kHypercallUnmapped) {
-        fail("hypercall status %#llx for a valid request", static_cast<unsigned long long>(regs->rcx));
-      }
-      const bool ok = regs->rcx == dispatch::kHypercallDone;
-      if (ok != (expected.result == io::AccessResult::ok)) fail("hypercall status differs from the window table");
-      result = expected.result;
-      got = write ? 0 : regs->rax;
-      if (write && regs->rax != value) fail("a hypercall write changed rax");
-    } else {
-      result = write ? bus.write(addr, size, value, via) : bus.read(addr, size, got, via);
-      if (result != expected.result) {
-        fail("bus result %d differs from the window table's %d (%s %u bytes at %#llx)", int(result),
-             int(expected.result), write ? "write" : "read", size, static_cast<unsigned long long>(addr));
-      }
-    }
-    if (result != io::AccessResult::ok) {
-      if (!write && got != width_mask) {
-        fail("a refused %u-byte read returned %#llx, not all-ones", size, static_cast<unsigned long long>(got));
-      }
-      if ((write ? bus.unmapped_writes() : bus.unmapped_reads()) != refused_before + 1) fail("refusal not counted once");
-      return;
-    }
-    if ((write ? bus.unmapped_writes() : bus.unmapped_reads()) != refused_before) fail("an access counted as refused");
-    if (!write) {
-      if (got & ~width_mask) fail("a read returned bits above its width");
-      if (want && got != *want) {
-        fail("%s read of %u bytes at +%#llx%s returned %#llx, the model says %#llx", w->label.c_str(), size,
-             static_cast<unsigned long long>(offset), fastpath ? " (fastpath)" : "", static_cast<unsigned long long>(got),
-             static_cast<unsigned long long>(*want));
-      }
-      if (w->device == testdev_ && fastpath && offset <= PciTestdev::kCountField &&
-          offset + size >= PciTestdev::kCountField + 4) {
-        const uint32_t count = static_cast<uint32_t>(got >> (8 * (PciTestdev::kCountField - offset)));
-        if (sel_ != kNoTest && matching_ < (1u << 31) && count > matching_) {
-          fail("a fastpath read of count (%u) exceeds the matching writes (%u)", count, matching_);
-        }
-      }
-    } else {
-      model_write(*w, offset, size, value & width_mask);
-    }
-    settle_dropped();
-
-    // Access counts: this window's per-path sums equal the accesses made to it.
-    auto& e = counts_[w->counts.get()];
-    if (!e.keep) e.keep = w->counts;
-    ++e.n[write ? 1 : 0][static_cast<unsigned>(counted)];
-    std::array<std::array<uint64_t, io::kPathCount>, 2> seen{};
-    for (const auto& [key, n] : w->counts->snapshot()) {
-      seen[key.direction == io::Direction::write ? 1 : 0][static_cast<unsigned>(key.path)] += n;
-    }
-    if (seen != e.n) {
-      fail("%s: access counts by path differ from the accesses made (this one: %s via %.*s, counted as %.*s)",
-           w->label.c_str(), write ? "write" : "read", int(io::to_string(via).size()), io::to_string(via).data(),
-           int(io::to_string(counted).size()), io::to_string(counted).data());
-    }
-  }
-
-  // The value a read of (window, offset, size) must return; nothing when it is not modelled.
-  std::optional<uint64_t> model_read(const io::Window& w, uint64_t offset, unsigned size, bool locked) {
-    if (w.device == vga_) {
-      uint64_t v = 0;
-      for (unsigned i = 0; i < size; ++i) v |= uint64_t{vga_shadow_[offset + i]} << (8 * i);
-      return v;
-    }
-    if (w.device != testdev_) return std::nullopt;
-    const bool covers_count = offset < PciTestdev::kCountField + 4 && offset + size > PciTestdev::kCountField;
-    uint32_t count = matching_;
-    if (const FakeDoorbellHost::Bell* bell = host_.active()) {
-      if (!locked || !covers_count) count -= static_cast<uint32_t>(bell->pending);  // not taken: only delivered ones
-    }
-    uint64_t v = 0;
-    for (unsigned i = 0; i < size; ++i) v |= uint64_t{header_byte(sel_, offset + i, count)} << (8 * i);
-    return v;
-  }
-
-  void model_write(const io::Window& w, uint64_t offset, unsigned size, uint64_t value) {
-    if (w.device == vga_) {
-      for (unsigned i = 0; i < size; ++i) {
-        vga_shadow_[offset + i] = static_cast<uint8_t>(value >> (8 * i));
-        vga_touched_.push_back(static_cast<uint32_t>(offset + i));
-      }
-    } else if (w.device == testdev_) {
-      (void)model_count_write(w.region, offset, size, value, /*apply=*/true);
-    }
-  }
-
-  // pci-testdev's write, byte by byte as QEMU's memory core splits it: offset 0 selects test 3*bar + value (or
-  // none), a byte at the selected test's port counts when it equals the test's data (any byte for wildcard).
-  // Returns the bytes counted; `apply` updates the model (selection, matching writes).
-  uint32_t model_count_write(unsigned bar, uint64_t offset, unsigned size, uint64_t value, bool apply) {
-    unsigned sel = sel_;
-    uint32_t counted = 0;
-    for (unsigned i = 0; i < size; ++i) {
-      const uint64_t at = offset + i;
-      const auto byte = static_cast<uint8_t>(value >> (8 * i));
-      if (at == PciTestdev::kTestField) {
-        if (!apply) return counted;
-        sel = byte < 3 ? 3 * bar + byte : kNoTest;
-        sel_ = sel;
-        host_.dropped = 0;  // the previous test's dropped signals: its count is gone with it
-        if (sel != kNoTest) matching_ = 0;
-        continue;
-      }
-      if (sel != kNoTest && at == test_port(sel) && (test_wildcard(sel) || byte == test_data(sel))) {
-        ++counted;
-        if (apply) ++matching_;
-      }
-    }
-    return counted;
-  }
-
-  // ---- host events ----
-
-  void deliver() {
-    for (auto& bell : host_.bells) {
-      if (!bell.active || bell.pending == 0) continue;
-      trace("step %zu: deliver %llu signals", g_step, static_cast<unsigned long long>(bell.pending));
-      std::lock_guard lock(bell.device->mutex());  // as Dispatcher::deliver
-      const uint64_t count = std::exchange(bell.pending, 0);
-      bell.device->doorbell(bell.region, bell.offset, bell.size, bell.datamatch.value_or(0), count);
-    }
-  }
-
-  void inject(uint64_t n) {
-    FakeDoorbellHost::Bell* bell = host_.active();
-    trace("step %zu: inject %llu signals%s", g_step, static_cast<unsigned long long>(n), bell ? "" : " (no doorbell)");
-    if (!bell) return;
-    bell->pending += n;  // n matching writes KVM turned into signals
-    matching_ += static_cast<uint32_t>(n);
-  }
-
-  // A configuration write to the testdev through CONFIG_ADDRESS/CONFIG_DATA, as guest port exits.
-  void config_write(unsigned reg, unsigned size, uint32_t value, const Record& r) {
-    if (direct_) return direct_move(r.target & 1, r.value);
-    trace("step %zu: config write %u bytes at %#x: %#x", g_step, size, reg, value);
-    const uint32_t address = 0x8000'0000u | (kTestdevSlot << 11) | (reg & 0xfc);
-    drain();
-    bus_access(pio_, devices::PciRoot::kIoBase, 4, true, address, Path::exit);
-    bus_access(pio_, devices::PciRoot::kIoBase + 4 + (reg & 3), size, true, value, Path::exit);
-  }
-
-  void config_read(unsigned reg, unsigned size) {
-    if (direct_) return;
-    const uint32_t address = 0x8000'0000u | (kTestdevSlot << 11) | (reg & 0xfc);
-    drain();
-    bus_access(pio_, devices::PciRoot::kIoBase, 4, true, address, Path::exit);
-    bus_access(pio_, devices::PciRoot::kIoBase + 4 + (reg & 3), size, false, 0, Path::exit);
-  }
-
-  // Direct mapping: the window moves (Bus::move), goes (value 0) or comes back.
-  void direct_move(unsigned region, uint64_t value) {
-    io::Bus& bus = region == PciTestdev::kMmioBar ? mmio_ : pio_;
-    const uint64_t size = region == PciTestdev::kMmioBar ? PciTestdev::kMmioBarSize : PciTestdev::kPioBarSize;
-    if (region == PciTestdev::kPioBar) value &= 0xffff;
-    trace("step %zu: direct window %u -> %#llx", g_step, region, static_cast<unsigned long long>(value));
-    drain();
-    try {
-      if (value == 0) {
-        (void)bus.unmap(*testdev_, region);
-      } else if (bus.find_window(*testdev_, region)) {
-        bus.move(*testdev_, region, value);
-      } else {
-        bus.map(io::Window{.base = value, .size = size, .device = testdev_, .region = region,
-                           .label = region == PciTestdev::kMmioBar ? "pci-testdev.bar0" : "pci-testdev.bar1"});
-      }
-    } catch (const UsageError& e) {
-      fail("the bus threw UsageError: %s", e.what());
-    } catch (const Error&) {
-      // overlap: the window stays where it was (or stays unmapped)
-    }
-  }
-
-  // ---- invariants after every step ----
-
-  void check_state() {
-    refresh();
-    const auto selected = testdev_->selected_test();
-    if (selected.value_or(kNoTest) != sel_) fail("the device selected test %d, the model %d", int(selected.value_or(99)), int(sel_));
-    const FakeDoorbellHost::Bell* bell = host_.active();
-    if (host_.active_count() > 1) fail("the host holds %zu doorbells of one device", host_.active_count());
-    const bool want_bell = host_attached_ && sel_ != kNoTest && test_eventfd(sel_);
-    if (want_bell != (bell != nullptr)) {
-      fail("the host %s a doorbell (selected test %d, host %s)", bell ? "holds" : "lacks", int(sel_),
-           host_attached_ ? "attached" : "detached");
-    }
-    if (bell) {
-      const unsigned t = sel_;
-      if (bell->device != testdev_.get() || bell->region != t / 3 || bell->offset != test_port(t)) {
-        fail("the doorbell is not at the selected test's port");
-      }
-      const unsigned want_size = (any_length_ && t == 1) ? 0 : 1;
-      if (bell->size != want_size) fail("the doorbell has size %u, not %u", bell->size, want_size);
-      const std::optional<uint64_t> want_match = test_wildcard(t) ? std::nullopt : std::optional<uint64_t>(test_data(t));
-      if (bell->datamatch != want_match) fail("the doorbell has the wrong datamatch");
-    }
-    if (sel_ != kNoTest) {
-      const uint32_t pending = bell ? static_cast<uint32_t>(bell->pending) : 0;
-      if (testdev_->delivered_count() != static_cast<uint32_t>(matching_ - pending)) {
-        fail("delivered count %u, the model %u (%u matching writes, %u pending)", testdev_->delivered_count(),
-             matching_ - pending, matching_, pending);
-      }
-    }
-    if (!ring_.empty() && ring_.size() > ring_capacity_) fail("ring overflow");
-  }
-
-  const bool direct_;
-  const bool carrier_;
-  const size_t ring_capacity_;
-  bool any_length_ = false;
+  static inline const std::vector<dispatch::WindowBinding::BoundRegister> kNoRegisters;  // the hypercall port's
+  const bool any_length_;
+  bool zones_first_ = true;
   bool dirty_ = true;
   bool host_attached_ = false;
+  bool has_doorbell_ = false;  // the testdev holds a doorbell handle (armed while its window is mapped)
   unsigned sel_ = kNoTest;
-  uint32_t matching_ = 0;  // matching writes to the selected test's port since its selection (mod 2^32, as count)
-  // The bytes last written to the VGA window: one buffer for every input (128 KiB per input costs more than the
-  // accesses), cleared where the previous input wrote.
-  static inline std::array<uint8_t, VgaWindow::kSize> vga_shadow_{};
-  static inline std::vector<uint32_t> vga_touched_;
-  static void clear_vga_shadow() {
-    for (uint32_t at : vga_touched_) vga_shadow_[at] = 0;
-    vga_touched_.clear();
-  }
-  std::deque<RingEntry> ring_;
-  std::multiset<Zone> zones_;
-  std::map<std::pair<const io::Device*, unsigned>, std::shared_ptr<const io::WindowBinding>> installed_;
+  uint32_t matching_ = 0;      // matching writes since the selection, signals included (mod 2^32, as `count`)
+  uint64_t pending_ = 0;       // of those, signalled and not yet taken by the device
+  std::array<std::array<uint64_t, 2>, 2> refused_{};  // [pio][write]
+  std::vector<uint8_t> vga_shadow_ = std::vector<uint8_t>(VgaWindow::kSize);  // the bytes last written
+  struct ExpectedCounts {
+    std::shared_ptr<io::AccessCounts> keep;  // pins the address so that a new window's counts cannot reuse it
+    std::map<io::AccessCounts::Key, uint64_t> n;
+  };
   std::map<const io::AccessCounts*, ExpectedCounts> counts_;
+  std::map<std::pair<const io::Device*, unsigned>, std::shared_ptr<io::AccessCounts>> last_counts_;
+  std::map<std::pair<const io::Device*, unsigned>, dispatch::WindowBinding> installed_;
+  std::map<const io::Device*, std::vector<unsigned>> regions_;
   std::vector<io::Window> pio_table_, mmio_table_;
+  const io::Device* hypercall_port_ = nullptr;
 
-  FakeDoorbellHost host_;  // outlives the devices (the testdev removes its doorbell when destroyed)
-  io::Bus pio_{io::Space::pio};
-  io::Bus mmio_{io::Space::mmio};
+  FakeRegistrar kvm_;
+  test_support::FakeWatcher watcher_;
+  test_support::FakeCoalescedRing ring_;
+  io::Bus pio_{Space::pio};
+  io::Bus mmio_{Space::mmio};
+  std::unique_ptr<dispatch::Dispatcher> dispatcher_;
+  test_support::FakeExitContext vcpu_{pio_, mmio_};
   std::unique_ptr<devices::PciBarMapper> mapper_;
   std::shared_ptr<devices::PciRoot> root_;
-  std::shared_ptr<devices::PciHostBridge> bridge_;
   std::shared_ptr<PciTestdev> testdev_;
   std::shared_ptr<VgaWindow> vga_;
 };
-
-ChoiceText read_choice(Reader& in, const std::vector<std::string>& names, uint8_t device_byte, unsigned n) {
-  ChoiceText text;
-  text.device = kPathTexts[device_byte % kPathTexts.size()];
-  for (unsigned i = 0; i < n; ++i) {
-    const uint8_t name = in.byte();
-    const uint8_t path = in.byte();
-    // Index 0 ("no option") means "exit" for an override: an override always has a value.
-    const std::string_view value = kPathTexts[path % kPathTexts.size()];
-    text.overrides.emplace_back(names[name % names.size()], value.empty() ? "exit" : value);
-  }
-  return text;
-}
 
 }  // namespace
 }  // namespace iovmm::fuzz
@@ -1083,19 +955,23 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace iovmm::fuzz;
-  Reader in(data, size);
   g_step = 0;
-  const uint8_t flags = in.byte();
-  const uint8_t td_path = in.byte();
-  const uint8_t vga_path = in.byte();
-  const uint8_t counts = in.byte();
-  const ChoiceText td = read_choice(in, kTestdevNames, td_path, counts & 3);
-  const ChoiceText vga = read_choice(in, kVgaNames, vga_path, (counts >> 2) & 3);
-  Harness harness(flags, td, vga);  // fresh devices per input: a run depends on its input alone
+  size_t pos = 0;
+  auto next = [&] { return pos < size ? data[pos++] : uint8_t{0}; };
+  const uint8_t flags = next(), testdev_path = next(), vga_path = next(), overrides = next();
+  std::array<uint8_t, 12> pairs{};
+  const size_t testdev_bytes = 2 * (overrides & 3), vga_bytes = 2 * ((overrides >> 2) & 3);
+  for (size_t i = 0; i < testdev_bytes + vga_bytes; ++i) pairs[i] = next();
+  const auto testdev_pairs = std::span(pairs).first(testdev_bytes);
+  const auto vga_pairs = std::span(pairs).subspan(testdev_bytes, vga_bytes);
+  Harness harness(flags, Choice("pci-testdev", choice_text(kTestdevNames, testdev_path, testdev_pairs)),
+                  Choice("vga-window", choice_text(kVgaNames, vga_path, vga_pairs)));
   Record record;
-  while (in.get(record)) {
+  for (; size - pos >= sizeof record; pos += sizeof record) {
+    std::memcpy(&record, data + pos, sizeof record);
     ++g_step;
     harness.run(record);
   }
+  harness.finish();
   return 0;
 }

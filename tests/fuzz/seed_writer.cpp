@@ -218,10 +218,12 @@ void memory_seeds(const fs::path& dir) {
 // (op, target, width, extra, offset, value); the layout is fuzz_register_dispatch.cpp's (Flags, Record, Kind) ----
 
 void register_dispatch_seeds(const fs::path& dir) {
-  enum : uint8_t { kRead, kWrite, kSelect, kPortWrite, kCountRead, kDeliver, kInject, kConfig, kConfigRead, kDrain,
-                   kHostToggle, kBarMove };
-  constexpr uint8_t kGuest = 0x00, kHypercall = 0x10, kReplay = 0x20;  // via, in bits 4..5 of op
-  enum : uint8_t { kTdMmio, kTdPio, kVga, kPciPorts };
+  enum : uint8_t { kRead, kWrite, kSelect, kPortWrite, kBurst, kCountRead, kDeliver, kConfig, kConfigRead, kDecode,
+                   kBarMove, kDrain, kRebind, kHostToggle, kString };
+  constexpr uint8_t kHypercall = 0x10, kEventfdsFirst = 0x20, kRaw = 0x40;  // op bits
+  enum : uint8_t { kTdMmio, kTdPio, kVga, kPciPorts, kHypercallPort, kRawPio, kRawMmio };
+  // Path indices: 1 exit, 2 coalesced, 3 ioeventfd, 4 ioregionfd, 5 hypercall, 6 fastpath, 7 partial.
+  // Testdev names: 0 test, 4 count, 6 port_no_eventfd, 9 mmio. Flags: bit 0 any length, bits 1-3 ring slots index.
   struct Input {
     Bytes bytes;
     Input& rec(uint8_t op, uint8_t target, uint8_t width, uint8_t extra, int32_t offset, uint64_t value) {
@@ -234,36 +236,63 @@ void register_dispatch_seeds(const fs::path& dir) {
       return *this;
     }
   };
-  // Path indices: 1 exit, 2 coalesced, 3 ioeventfd, 4 ioregionfd, 5 hypercall, 6 fastpath.
-  // BAR mode, a doorbell host, an 8-entry ring; testdev dispatch=coalesced,dispatch.count=fastpath; vga coalesced.
-  Input bars{{0x82, 2, 2, 0x01, 4, 6}};
+  // A 4-slot ring; testdev dispatch=coalesced,dispatch.count=fastpath; vga dispatch=coalesced. The datamatch test's
+  // writes are queued, signalled (ioeventfds offered first) and carried by hypercalls; `count` is read by the
+  // fastpath and under the lock; the BARs move, stop decoding while the doorbell host leaves and comes back.
+  Input bars{{3 << 1, 2, 2, 0x01, 4, 6}};
   bars.rec(kSelect, kTdMmio, 0, 0, 0, 2)
-      .rec(kPortWrite | kGuest, 0, 0, 0, 0, 0).rec(kPortWrite | kGuest, 0, 0, 0, 0, 0)
-      .rec(kPortWrite | kHypercall, 0, 0, 0, 0, 0).rec(kPortWrite | kReplay, 0, 0, 0, 0, 0)
-      .rec(kInject, 0, 0, 0, 0, 4).rec(kCountRead | kGuest, kTdMmio, 0, 0, 0, 0).rec(kDeliver, 0, 0, 0, 0, 0)
-      .rec(kCountRead | kHypercall, kTdPio, 0, 0, 0, 0).rec(kSelect, kTdPio, 0, 0, 0, 0)
-      .rec(kPortWrite | kGuest, 0, 0, 0, 0, 0).rec(kCountRead | kReplay, kTdPio, 0, 0, 0, 0)
-      .rec(kWrite | kGuest, kVga, 3, 0, 0x100, 0x1122334455667788).rec(kRead | kGuest, kVga, 2, 0, 0x102, 0)
+      .rec(kPortWrite, 0, 0, 0, 0, 0).rec(kPortWrite | kEventfdsFirst, 0, 0, 0, 0, 0)
+      .rec(kPortWrite | kHypercall, 0, 0, 0, 0, 0).rec(kBurst | kEventfdsFirst, 0, 0, 0, 0, 4)
+      .rec(kCountRead, kTdMmio, 0, 0, 0, 0).rec(kCountRead | kHypercall, kTdPio, 0, 0, 0, 0)
+      .rec(kPortWrite, 0, 0, 0, 0, 0).rec(kPortWrite, 0, 0, 0, 0, 0).rec(kPortWrite, 0, 0, 0, 0, 0)
+      .rec(kPortWrite, 0, 0, 0, 0, 0).rec(kCountRead, kTdMmio, 0, 0, 0, 0).rec(kDrain, 0, 0, 0, 0, 0)
+      .rec(kSelect, kTdPio, 0, 0, 0, 1).rec(kPortWrite | kEventfdsFirst, 0, 0, 1, 0, 0x33)
+      .rec(kWrite, kVga, 3, 0, 0x100, 0x1122334455667788).rec(kRead, kVga, 2, 0, 0x102, 0)
       .rec(kBarMove, kTdMmio, 0, 0, 0, 0xA0000).rec(kCountRead, kTdMmio, 0, 0, 0, 0)
-      .rec(kBarMove, kTdMmio, 0, 0, 0, 0xFEBFF000).rec(kConfig, 0, 1, 0, 4, 1).rec(kConfig, 0, 1, 0, 4, 3)
-      .rec(kHostToggle, 0, 0, 0, 0, 0).rec(kRead | kGuest, kTdMmio, 2, 0, 0x10, 0)
-      .rec(kRead | kHypercall, kPciPorts, 2, 0x8a, 0, 0).rec(kConfigRead, 0, 2, 0, 0x10, 0);
+      .rec(kBarMove, kTdMmio, 0, 0, 0, 0xFEBFF000).rec(kBarMove, kTdPio, 0, 0, 0, 0xD000)
+      .rec(kPortWrite | kEventfdsFirst, 0, 0, 0, 0, 0).rec(kDecode, 0, 0, 0, 0, 0).rec(kHostToggle, 0, 0, 0, 0, 0)
+      .rec(kHostToggle, 0, 0, 0, 0, 0).rec(kDecode, 0, 0, 0, 0, 3).rec(kPortWrite | kEventfdsFirst, 0, 0, 0, 0, 0)
+      .rec(kConfigRead, 0, 2, 0, 0x10, 0).rec(kRebind, 0, 1, 7, 0, 0x0604).rec(kPortWrite, 0, 0, 0, 0, 0)
+      .rec(kRead, kTdMmio, 0, 0, 0x10, 0).rec(kDeliver, 0, 0, 0, 0, 0).rec(kConfig, 0, 1, 0, 4, 1);
   write(dir, "bars.bin", bars.bytes);
 
-  // Direct windows, host, any-length wildcard, dispatch=ioregionfd with a carrier; a 2-entry ring.
-  Input direct{{0x4f, 4, 2, 0x00}};
-  direct.rec(kSelect, kTdMmio, 0, 0, 0, 1).rec(kPortWrite, 0, 2, 0x04, 0, 0).rec(kPortWrite, 0, 0, 0x01, 0, 0x77)
-      .rec(kInject, 0, 0, 0x01, 0, 0x1000).rec(kCountRead | kReplay, kTdMmio, 0, 0, 0, 0)
-      .rec(kCountRead, kTdMmio, 0, 0, 0, 0).rec(kBarMove, kTdMmio, 0, 0, 0, 0xB0000)
-      .rec(kBarMove, kTdMmio, 0, 0, 0, 0).rec(kBarMove, kTdPio, 0, 0, 0, 0xD000)
-      .rec(kWrite, kVga, 0, 0, 0, 0xaa).rec(kWrite, kVga, 0, 0, 1, 0xbb).rec(kWrite, kVga, 0, 0, 2, 0xcc)
-      .rec(kRead | kReplay, kVga, 2, 0, 0, 0).rec(kDrain, 0, 0, 0, 0, 0).rec(kRead, kVga, 2, 0, 0, 0);
-  write(dir, "direct.bin", direct.bytes);
+  // The host has KVM_CAP_IOEVENTFD_ANY_LENGTH; testdev dispatch=ioregionfd (no doorbell host: a carrier takes every
+  // access), then rebound to dispatch=partial and given the host: the any-length wildcard doorbell takes writes of
+  // any width. A 2-slot ring.
+  Input carried{{0x01 | (1 << 1), 4, 0, 0x00}};
+  carried.rec(kSelect, kTdMmio, 0, 0, 0, 1).rec(kPortWrite, 0, 2, 0x04, 0, 0).rec(kCountRead, kTdPio, 0, 0, 0, 0)
+      .rec(kRebind, 0, 0, 7, 0, 0).rec(kHostToggle, 0, 0, 0, 0, 0).rec(kSelect, kTdMmio, 0, 0, 0, 1)
+      .rec(kPortWrite, 0, 2, 0x05, 0, 0x77).rec(kPortWrite, 0, 3, 0x05, 0, 0x1234).rec(kBurst, 0, 0, 1, 0, 0x1000)
+      .rec(kCountRead, kTdMmio, 0, 0, 0, 0).rec(kWrite, kVga, 0, 0, 0, 0xaa).rec(kWrite, kVga, 0, 0, 1, 0xbb)
+      .rec(kWrite, kVga, 0, 0, 2, 0xcc).rec(kRead, kVga, 2, 0, 0, 0).rec(kRebind, 1, 0, 2, 0, 0)
+      .rec(kWrite, kVga, 1, 0, 4, 0xddee).rec(kWrite, kVga, 1, 0, 6, 0xff00).rec(kRead, kVga, 3, 0, 0, 0);
+  write(dir, "carried.bin", carried.bytes);
 
-  // Refused choices (ioeventfd: no doorbell register; dispatch.vram=fastpath), then odd accesses.
-  Input refused{{0x02, 3, 1, 0x04, 0, 6}};
-  refused.rec(kRead | 0x40, 4, 0x80 | (3 << 3), 0, 0xCF8, 0).rec(kWrite | kHypercall, kTdPio, 0, 0xbf, 0, 0)
-      .rec(kRead | kHypercall, 5, 3, 0x89, 0x10000, 0).rec(kWrite | kReplay, kVga, 0x80 | (15 << 3), 0, 0, 0);
+  // The hypercall port: its signature, calls to the VGA and the testdev, a port above 0xffff, corrupted flags,
+  // an `outb` with the status of the last call still in rcx, and a call that writes the port itself (skipped: it
+  // recurses, see fuzz_register_dispatch.cpp).
+  Input hypercalls{{5 << 1, 2, 2, 0x00}};
+  hypercalls.rec(kRead, kHypercallPort, 2, 0, 0, 0).rec(kRead, kHypercallPort, 0, 0, 2, 0)
+      .rec(kWrite | kHypercall, kVga, 2, 0, 0x20, 0xdeadbeef).rec(kRead | kHypercall, kVga, 1, 0, 0x22, 0)
+      .rec(kSelect | kHypercall, kTdPio, 0, 0, 0, 2).rec(kPortWrite | kHypercall, 0, 0, 0, 0, 0)
+      .rec(kCountRead | kHypercall, kTdMmio, 0, 0, 0, 0).rec(kRead | kHypercall | kRaw, kRawPio, 0, 0, 0x10000, 0)
+      .rec(kRead | kHypercall, kPciPorts, 2, 0x8a, 0, 0).rec(kWrite, kHypercallPort, 0, 0, 0, 0)
+      .rec(kWrite | kHypercall, kHypercallPort, 0, 0, 0, 0).rec(kWrite | kHypercall, kHypercallPort, 0, 0, 1, 0);
+  write(dir, "hypercalls.bin", hypercalls.bytes);
+
+  // String I/O (rep outs/ins) at the testdev's port BAR, the PCI ports and the hypercall port; the testdev carried by
+  // ioregionfd after a rebind.
+  Input strings{{1 << 1, 0, 0, 0x00}};
+  strings.rec(kSelect, kTdPio, 0, 0, 0, 0).rec(kString, 0, 0, 6, 0x83, 0xfa).rec(kString, 0, 2, 3, 0x0c, 0)
+      .rec(kString, 2, 0, 1, 0, 0).rec(kString, 1, 2, 5, 0, 0).rec(kString, 3, 3, 2, 0xc000, 0)
+      .rec(kRebind, 0, 0, 4, 0, 0).rec(kString, 0, 0, 8, 0x83, 0xfa).rec(kString, 0, 1, 1, 0x0c, 0);
+  write(dir, "strings.bin", strings.bytes);
+
+  // Refused choices (dispatch=ioeventfd: no doorbell register; dispatch.vram=fastpath), then odd accesses.
+  Input refused{{0x00, 3, 1, 0x04, 0, 6}};
+  refused.rec(kRead | kRaw, kRawPio, 0x80 | (3 << 3), 0, 0xCF8, 0).rec(kWrite | kHypercall, kTdPio, 0, 0xbf, 0, 0)
+      .rec(kRead | kHypercall, kRawMmio, 3, 0x89, 0x10000, 0).rec(kWrite, kVga, 0x80 | (15 << 3), 0, 0, 0)
+      .rec(kWrite, kVga, 7, 0, 0x1fffe, 0).rec(kRead, kTdPio, 3, 0, 0xfc, 0).rec(kWrite, kRawMmio, 0, 0, -1, 0);
   write(dir, "refused.bin", refused.bytes);
 }
 }  // namespace

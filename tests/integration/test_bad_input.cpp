@@ -1,10 +1,17 @@
 // Bad command lines and bad kernels: iovmm must refuse each with exit status 2 and exactly one line on stderr that
 // names the problem, before any guest code runs (so nothing on stdout).
 #include <elf.h>
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <iterator>
 
@@ -57,10 +64,12 @@ std::vector<std::string> run_kernel(const std::string& kernel, std::vector<std::
 }
 
 // A minimal x86-64 ELF executable: one PT_LOAD of 16 bytes (hlt) at physical address `load_paddr` and a PT_NOTE
-// holding a Xen note of type `note_type` (18 = XEN_ELFNOTE_PHYS32_ENTRY, the PVH entry) pointing at the load address.
+// holding a Xen note of type `note_type` (18 = XEN_ELFNOTE_PHYS32_ENTRY, the PVH entry) pointing at `entry`, or at the
+// load address when `entry` is 0.
 // With `gnu_property_note`, a first PT_NOTE with 8-byte alignment holds a .note.gnu.property-like note (name "GNU",
 // 16 bytes of data), as every binary from a CET-aware toolchain has (/bin/true here).
-std::string synthesized_elf(uint64_t load_paddr, uint32_t note_type = 18, bool gnu_property_note = false) {
+std::string synthesized_elf(uint64_t load_paddr, uint32_t note_type = 18, bool gnu_property_note = false,
+                            uint32_t entry = 0) {
   struct XenNote {
     Elf64_Nhdr header;
     char name[4];
@@ -125,7 +134,7 @@ std::string synthesized_elf(uint64_t load_paddr, uint32_t note_type = 18, bool g
   phdrs.push_back(note);
   std::memcpy(image.data() + phdr_offset, phdrs.data(), phdrs.size() * sizeof(Elf64_Phdr));
 
-  XenNote n{{4, 4, note_type}, {'X', 'e', 'n', '\0'}, static_cast<uint32_t>(load_paddr)};
+  XenNote n{{4, 4, note_type}, {'X', 'e', 'n', '\0'}, entry != 0 ? entry : static_cast<uint32_t>(load_paddr)};
   std::memcpy(image.data() + xen_offset, &n, sizeof n);
   std::memset(image.data() + code_offset, 0xF4, 16);  // hlt (IF=0 at PVH entry: halted forever, status 8)
   return image;
@@ -298,6 +307,323 @@ TEST(BadInput, CommandLineAtTheLimitBoots) {
   ASSERT_FALSE(r.timed_out) << describe(args, r);
   EXPECT_EQ(r.status, 1) << describe(args, r);
   EXPECT_NE(r.out.find("misbehave: crossing reads all-ones ok"), std::string::npos) << describe(args, r);
+}
+
+// ---- inputs that are not regular files (issue 13, items 1 and 2) ----------------------------------------------
+
+// /dev/zero never ends: read to EOF, it grew the VMM by gigabytes. Refused from fstat, before a byte is read.
+TEST(BadInput, KernelIsACharacterDevice) {
+  IOVMM_REQUIRE_KVM();
+  expect_usage_error(run_kernel("/dev/zero"), {"kernel /dev/zero", "a character device", "regular file"});
+}
+
+TEST(BadInput, KernelIsASymlinkToDevUrandom) {
+  IOVMM_REQUIRE_KVM();
+  const std::string link = temp_path("urandom.elf");
+  std::remove(link.c_str());
+  ASSERT_EQ(::symlink("/dev/urandom", link.c_str()), 0);
+  expect_usage_error(run_kernel(link), {link, "a character device"});
+}
+
+TEST(BadInput, InitrdIsACharacterDevice) {
+  IOVMM_REQUIRE_KVM();
+  expect_usage_error(run_kernel(demo(), {"--initrd", "/dev/zero"}), {"initrd /dev/zero", "a character device"});
+}
+
+// A FIFO blocked open() forever. The harness's timeout turns the old hang into a failure, not a stuck test.
+std::string make_fifo(const std::string& name) {
+  const std::string path = temp_path(name);
+  std::remove(path.c_str());
+  EXPECT_EQ(::mkfifo(path.c_str(), 0600), 0) << path;
+  return path;
+}
+
+TEST(BadInput, KernelIsAFifo) {
+  IOVMM_REQUIRE_KVM();
+  const std::string fifo = make_fifo("kernel.fifo");
+  expect_usage_error(run_kernel(fifo), {fifo, "a FIFO", "regular file"});
+}
+
+TEST(BadInput, InitrdIsAFifo) {
+  IOVMM_REQUIRE_KVM();
+  const std::string fifo = make_fifo("initrd.fifo");
+  expect_usage_error(run_kernel(demo(), {"--initrd", fifo + " args"}), {"initrd " + fifo, "a FIFO"});
+}
+
+// A disk image that is a FIFO: open(O_RDONLY) waited for a writer, forever.
+TEST(BadInput, DiskImageIsAFifo) {
+  IOVMM_REQUIRE_KVM();
+  const std::string fifo = make_fifo("disk.fifo");
+  expect_usage_error(run_kernel(demo(), {"--device", "virtio-blk,readonly=on,file=" + fifo}),
+                     {"disk image " + fifo, "not a regular file or block device"});
+}
+
+// Larger than the limit derived from guest RAM: refused from its size (the file is sparse, so reading it would only
+// have cost time, but a real one would cost the memory).
+TEST(BadInput, InitrdLargerThanGuestRam) {
+  IOVMM_REQUIRE_KVM();
+  const std::string path = temp_path("huge-initrd");
+  write_file(path, "x");
+  std::filesystem::resize_file(path, 17ull << 20);
+  expect_usage_error(run_kernel(demo(), {"--memory", "16M", "--initrd", path}),
+                     {"initrd " + path, "17.0 MiB is more than", "guest RAM"});
+  std::filesystem::remove(path);
+}
+
+// ---- outputs checked before the run (items 3 and 4) ------------------------------------------------------------
+
+std::vector<std::string> with_stats_json(const std::string& path) {
+  return run_kernel(demo(), {"--no-console-input", "--stats-json", path});
+}
+
+// Opened without blocking before the guest starts: a FIFO with no reader is refused at once, instead of the VMM
+// blocking in open() after the run with SIGINT and SIGTERM blocked.
+TEST(BadInput, StatsJsonFifoWithoutReader) {
+  IOVMM_REQUIRE_KVM();
+  const std::string fifo = make_fifo("stats.fifo");
+  expect_usage_error(with_stats_json(fifo), {"--stats-json " + fifo, "a FIFO with no reader"});
+}
+
+// A FIFO with a reader is a fine place for statistics (`--stats-json >(jq .)`), but a reader that never reads must
+// not make the VMM unkillable: SIGTERM while the statistics write waits for room ends it.
+TEST(BadInput, StatsJsonWriteBlockedOnAFullPipeStillEndsOnSigterm) {
+  IOVMM_REQUIRE_KVM();
+  const std::string fifo = make_fifo("slow-reader.fifo");
+  const int reader = ::open(fifo.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  ASSERT_GE(reader, 0);
+  ASSERT_GT(::fcntl(reader, F_SETPIPE_SZ, 4096), 0);  // smaller than the statistics, so the write must wait
+  const auto args = with_stats_json(fifo);
+  const pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    const int null = ::open("/dev/null", O_RDWR);
+    ::dup2(null, STDIN_FILENO);
+    ::dup2(null, STDOUT_FILENO);
+    ::dup2(null, STDERR_FILENO);
+    std::vector<char*> argv{const_cast<char*>(IOVMM_BINARY)};
+    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    ::execv(IOVMM_BINARY, argv.data());
+    ::_exit(127);
+  }
+  // The first bytes in the pipe: the guest has finished and the VMM is inside the statistics write.
+  pollfd ready{reader, POLLIN, 0};
+  const int polled = ::poll(&ready, 1, kTimeoutS * 1000);
+  EXPECT_EQ(polled, 1) << "no statistics arrived";
+  ::kill(pid, SIGTERM);
+  int status = 0;
+  bool exited = false;
+  for (int i = 0; i < 200 && !exited; ++i) {  // 10 s
+    exited = ::waitpid(pid, &status, WNOHANG) == pid;
+    if (!exited) ::usleep(50'000);
+  }
+  if (!exited) {
+    ::kill(pid, SIGKILL);
+    ::waitpid(pid, &status, 0);
+  }
+  ::close(reader);
+  ASSERT_TRUE(exited) << "iovmm ignored SIGTERM while writing its statistics";
+  EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGTERM) << "status " << status;
+}
+
+TEST(BadInput, StatsJsonInAMissingDirectory) {
+  IOVMM_REQUIRE_KVM();
+  expect_usage_error(with_stats_json("/nonexistent/dir/x.json"),
+                     {"--stats-json /nonexistent/dir/x.json", "No such file or directory"});
+}
+
+TEST(BadInput, StatsJsonIsADirectory) {
+  IOVMM_REQUIRE_KVM();
+  const std::string dir = temp_path("");
+  expect_usage_error(with_stats_json(dir), {"--stats-json " + dir, "Is a directory"});
+}
+
+TEST(BadInput, StatsJsonOnAReadOnlyFileSystem) {
+  IOVMM_REQUIRE_KVM();
+  // /proc refuses new files whoever runs the test (root may write into read-only directories elsewhere).
+  expect_usage_error(with_stats_json("/proc/iovmm-stats.json"), {"--stats-json /proc/iovmm-stats.json"});
+}
+
+TEST(BadInput, StatsJsonEmptyPath) {
+  IOVMM_REQUIRE_KVM();
+  expect_usage_error(with_stats_json(""), {"--stats-json", "empty"});
+  // "--stats-json=" is the same empty path; CLI11 alone would take the next argument as the file name.
+  expect_usage_error(run_kernel(demo(), {"--stats-json=", "--no-console-input"}), {"--stats-json", "empty"});
+}
+
+// A refused command line leaves no empty statistics file behind.
+TEST(BadInput, StatsJsonNotLeftBehindWhenTheRunIsRefused) {
+  IOVMM_REQUIRE_KVM();
+  const std::string path = temp_path("refused.json");
+  std::remove(path.c_str());
+  expect_usage_error(run_kernel(demo(), {"--stats-json", path, "--device", "nosuchdevice"}), {"nosuchdevice"});
+  EXPECT_FALSE(std::filesystem::exists(path));
+}
+
+// A write that fails at the end (the disk is full) says why and changes the exit status.
+TEST(BadInput, StatsJsonWriteFailureChangesTheStatus) {
+  IOVMM_REQUIRE_KVM();
+  const auto args = with_stats_json("/dev/full");
+  auto r = run_vmm(args, kTimeoutS);
+  ASSERT_FALSE(r.timed_out) << describe(args, r);
+  EXPECT_EQ(r.status, 4) << describe(args, r);
+  EXPECT_NE(r.out.find("demo: done"), std::string::npos) << describe(args, r);
+  EXPECT_NE(r.err.find("--stats-json /dev/full: write: No space left on device"), std::string::npos)
+      << describe(args, r);
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << describe(args, r);
+}
+
+TEST(BadInput, BenchJsonCheckedBeforeTheBenchmarkRuns) {
+  IOVMM_REQUIRE_KVM();
+  for (const char* bench : {"disk", "ide"}) {
+    expect_usage_error({"bench", bench, "--rounds", "1", "--no-qemu", "--image-mib", "8", "--image-dir",
+                        temp_path(""), "--json", "/nonexistent/x.json"},
+                       {"--json /nonexistent/x.json", "No such file or directory"});
+  }
+  expect_usage_error({"bench", "exits", "--rounds", "1", "--no-qemu", "--json", "/nonexistent/x.json"},
+                     {"--json /nonexistent/x.json", "No such file or directory"});
+}
+
+// The results are what a benchmark is run for: losing them at the end fails the command, with the reason.
+TEST(BadInput, BenchJsonWriteFailureChangesTheStatus) {
+  IOVMM_REQUIRE_KVM();
+  const std::vector<std::string> args = {"bench", "exits", "--rounds", "1", "--no-qemu", "--modes", "cpl3",
+                                         "--no-exit-counts", "--goal", "100000", "--json", "/dev/full"};
+  auto r = run_vmm(args, 240);
+  ASSERT_FALSE(r.timed_out) << describe(args, r);
+  EXPECT_EQ(r.status, 4) << describe(args, r);
+  EXPECT_NE(r.err.find("--json /dev/full: write: No space left on device"), std::string::npos) << describe(args, r);
+}
+
+// ---- option ranges (items 5 and 9) -----------------------------------------------------------------------------
+
+std::string disk_image() {
+  const std::string path = temp_path("disk.img");
+  write_file(path, std::string(1 << 20, '\0'));
+  return path;
+}
+
+TEST(BadInput, QueueSizeOutOfRange) {
+  IOVMM_REQUIRE_KVM();
+  const std::string image = disk_image();
+  for (const char* size : {"65538", "65536", "0", "99999999999999999999999"}) {
+    const std::string device = "virtio-blk,file=" + image + ",queue_size=" + size;
+    expect_usage_error(run_kernel(demo(), {"--device", device}),
+                       {"--device " + device, std::string("queue_size=") + size, "out of range (2 to 32768)"});
+  }
+  const std::string odd = "virtio-blk,file=" + image + ",queue_size=100";
+  expect_usage_error(run_kernel(demo(), {"--device", odd}), {"queue_size=100", "not a power of two"});
+  const std::string queues = "virtio-blk,file=" + image + ",queues=65";
+  expect_usage_error(run_kernel(demo(), {"--device", queues}), {"queues=65", "out of range (1 to 64)"});
+  const std::string word = "virtio-blk,file=" + image + ",queues=many";
+  expect_usage_error(run_kernel(demo(), {"--device", word}), {"queues=many", "expected a number from 1 to 64"});
+}
+
+TEST(BadInput, IoregionfdNumbersOutOfRange) {
+  IOVMM_REQUIRE_KVM();
+  expect_usage_error(run_kernel(demo(), {"--device", "pci-testdev,dispatch=ioregionfd,spin=2000000000"}),
+                     {"spin=2000000000", "out of range (0 to 1000000)"});
+  expect_usage_error(run_kernel(demo(), {"--device", "pci-testdev,dispatch=ioregionfd,timeout=0"}),
+                     {"timeout=0", "out of range (1 to 3600000)"});
+  expect_usage_error(run_kernel(demo(), {"--device", "pci-testdev,dispatch=ioregionfd,timeout=soon"}),
+                     {"timeout=soon", "expected a number from 1 to 3600000"});
+}
+
+TEST(BadInput, CpusAndMemoryOutOfRange) {
+  expect_usage_error(run_kernel(demo(), {"--cpus", "5000000000"}), {"--cpus 5000000000", "between 1 and"});
+  expect_usage_error(run_kernel(demo(), {"--memory", "99999999999999999999"}),
+                     {"--memory 99999999999999999999", "out of range"});
+}
+
+TEST(BadInput, UnknownBenchmarkIsNamed) {
+  expect_usage_error({"bench", "frob"}, {"unknown benchmark 'frob'", "exits", "disk", "ide"});
+}
+
+// ---- devices: windows and names (items 6 and 8) ----------------------------------------------------------------
+
+TEST(BadInput, TwoVgaWindowsOverlap) {
+  IOVMM_REQUIRE_KVM();
+  expect_usage_error(run_kernel(demo(), {"--device", "vga-window", "--device", "vga-window,id=second"}),
+                     {"--device vga-window,id=second", "overlaps vga at 0xa0000"});
+}
+
+TEST(BadInput, DuplicateOrEmptyId) {
+  IOVMM_REQUIRE_KVM();
+  expect_usage_error(run_kernel(demo(), {"--device", "pci-testdev,id=t", "--device", "pci-testdev,id=t"}),
+                     {"--device pci-testdev,id=t", "id=t is taken"});
+  expect_usage_error(run_kernel(demo(), {"--device", "pci-testdev,id="}), {"--device pci-testdev,id=", "empty"});
+  expect_usage_error(run_kernel(demo(), {"--device", "pci-testdev,id=com1"}), {"id=com1 is taken"});
+  expect_usage_error(run_kernel(demo(), {"--device", "pci-testdev,id=1st"}), {"id=1st", "must start with a letter"});
+}
+
+// Without id=, a second device of the same type gets a name of its own, so statistics tell them apart.
+TEST(BadInput, DevicesWithoutIdGetDistinctNames) {
+  IOVMM_REQUIRE_KVM();
+  const std::string stats = temp_path("names.json");
+  const auto args = run_kernel(demo(), {"--no-console-input", "--stats-json", stats, "--device", "pci-testdev",
+                                        "--device", "pci-testdev"});
+  auto r = run_vmm(args, kTimeoutS);
+  ASSERT_FALSE(r.timed_out) << describe(args, r);
+  EXPECT_EQ(r.status, 1) << describe(args, r);
+  const std::string json = read_file(stats);
+  EXPECT_NE(json.find("\"device\": \"pci-testdev\""), std::string::npos) << json;
+  EXPECT_NE(json.find("\"device\": \"pci-testdev.1\""), std::string::npos) << json;
+}
+
+// ---- PVH entry (item 7) ----------------------------------------------------------------------------------------
+
+TEST(BadInput, PvhEntryOutsideRamBelow4GiB) {
+  IOVMM_REQUIRE_KVM();
+  const std::string path = temp_path("entry-outside.elf");
+  write_file(path, synthesized_elf(0x100000, 18, false, 0x8000000));
+  expect_usage_error(run_kernel(path, {"--memory", "128M"}), {path, "PVH entry point 0x8000000", "outside guest RAM"});
+}
+
+// ---- image locking (item 10) -----------------------------------------------------------------------------------
+
+TEST(BadInput, TwoDevicesOnOneWritableImage) {
+  IOVMM_REQUIRE_KVM();
+  const std::string image = disk_image();
+  expect_usage_error(run_kernel(demo(), {"--device", "virtio-blk,file=" + image, "--device", "ide,file=" + image}),
+                     {"--device ide,file=" + image, "cannot take a write lock", "virtio-blk of this VM",
+                      "locking=off"});
+}
+
+// Another VM (here: the test, holding the same OFD lock a running iovmm or QEMU would) has the image open.
+TEST(BadInput, ImageLockedByAnotherProcess) {
+  IOVMM_REQUIRE_KVM();
+  const std::string image = disk_image();
+  const int fd = ::open(image.c_str(), O_RDWR | O_CLOEXEC);
+  ASSERT_GE(fd, 0);
+  struct flock lock {};
+  lock.l_type = F_WRLCK;
+  lock.l_whence = SEEK_SET;
+  ASSERT_EQ(::fcntl(fd, F_OFD_SETLK, &lock), 0);
+  expect_usage_error(run_kernel(demo(), {"--device", "virtio-blk,file=" + image}),
+                     {"cannot take a write lock", "another process holds a write lock"});
+  expect_usage_error(run_kernel(demo(), {"--device", "virtio-blk,readonly=on,file=" + image}),
+                     {"cannot take a shared lock"});
+  // A classic POSIX lock says who holds it: the message names the process.
+  lock.l_type = F_UNLCK;
+  ASSERT_EQ(::fcntl(fd, F_OFD_SETLK, &lock), 0);
+  lock.l_type = F_WRLCK;
+  ASSERT_EQ(::fcntl(fd, F_SETLK, &lock), 0);
+  expect_usage_error(run_kernel(demo(), {"--device", "ide,file=" + image}),
+                     {"process " + std::to_string(::getpid()), "holds a write lock"});
+  ::close(fd);
+}
+
+TEST(BadInput, ReadOnlyImagesShareAndLockingOffOptsOut) {
+  IOVMM_REQUIRE_KVM();
+  const std::string image = disk_image();
+  for (const std::string options : {",readonly=on", ",locking=off"}) {
+    const auto args = run_kernel(demo(), {"--no-console-input", "--device", "virtio-blk,file=" + image + options,
+                                          "--device", "ide,file=" + image + options});
+    auto r = run_vmm(args, kTimeoutS);
+    ASSERT_FALSE(r.timed_out) << describe(args, r);
+    EXPECT_EQ(r.status, 1) << describe(args, r);
+    EXPECT_EQ(r.err, "") << describe(args, r);
+  }
 }
 
 }  // namespace

@@ -11,6 +11,8 @@
 #include "boot/entry_state.h"
 #include "common/error.h"
 #include "common/fd.h"
+#include "dispatch/coalesced.h"
+#include "io/bus.h"
 #include "kvm/cpuid.h"
 #include "kvm/stats.h"
 #include "kvm/system.h"
@@ -109,32 +111,57 @@ TEST_F(TinyVm, DatamatchIoeventfdFiresOnlyOnItsValue) {
   vm_->remove_ioeventfd(spec, event.get());
 }
 
+// Where replayed writes land: every write, in order, with its offset and width.
+class WriteLog : public io::Device {
+ public:
+  WriteLog() : io::Device("log") {}
+  uint64_t read(unsigned, uint64_t, unsigned) override { return 0; }
+  void write(unsigned, uint64_t offset, unsigned size, uint64_t value) override {
+    writes.push_back({offset, size, value});
+  }
+  struct Write {
+    uint64_t offset;
+    unsigned size;
+    uint64_t value;
+    bool operator==(const Write&) const = default;
+  };
+  std::vector<Write> writes;
+};
+
+// KVM's ring, drained by the dispatch layer's real replay into a window on a real bus.
+struct CoalescedReplayOnKvm {
+  explicit CoalescedReplayOnKvm(io::Space space, uint64_t base, uint32_t size) {
+    io::Bus& bus = space == io::Space::pio ? pio : mmio;
+    bus.map(io::Window{.base = base, .size = size, .device = log, .region = 0});
+    replay.add_zone(space, base, size, *bus.find_window(*log, 0));
+  }
+  io::Bus pio{io::Space::pio};
+  io::Bus mmio{io::Space::mmio};
+  std::shared_ptr<WriteLog> log = std::make_shared<WriteLog>();
+  dispatch::CoalescedReplay replay{pio, mmio};
+};
+
 TEST_F(TinyVm, CoalescedPioWritesQueueInOrder) {
   vm_->register_coalesced(kvm::IoSpace::pio, 0x600, 4);
+  CoalescedReplayOnKvm host(io::Space::pio, 0x600, 4);
   // mov dx, 0x600; mov al, 1; out dx, al; mov al, 2; out dx, al; mov al, 3; out dx, al
   load({0x66, 0xba, 0x00, 0x06, 0xb0, 0x01, 0xee, 0xb0, 0x02, 0xee, 0xb0, 0x03, 0xee});
   run_to_marker();
-  std::vector<uint8_t> seen;
-  size_t drained = vcpu_->drain_coalesced([&](const kvm_coalesced_mmio& e) {
-    EXPECT_EQ(e.phys_addr, 0x600u);
-    EXPECT_EQ(e.len, 1u);
-    EXPECT_EQ(e.pio, 1u);
-    seen.push_back(e.data[0]);
-  });
-  EXPECT_EQ(drained, 3u);
-  EXPECT_EQ(seen, (std::vector<uint8_t>{1, 2, 3}));
-  EXPECT_EQ(vcpu_->drain_coalesced([](const kvm_coalesced_mmio&) {}), 0u);
+  dispatch::CoalescedRing ring{vcpu_->coalesced_ring(), vcpu_->coalesced_ring_entries()};
+  EXPECT_EQ(host.replay.drain(ring), 3u);
+  EXPECT_EQ(host.log->writes, (std::vector<WriteLog::Write>{{0, 1, 1}, {0, 1, 2}, {0, 1, 3}}));
+  EXPECT_EQ(host.replay.drain(ring), 0u);
   vm_->unregister_coalesced(kvm::IoSpace::pio, 0x600, 4);
 }
 
 TEST_F(TinyVm, CoalescedMmioWritesQueueInOrder) {
   vm_->register_coalesced(kvm::IoSpace::mmio, 0xd0001000, 0x1000);
+  CoalescedReplayOnKvm host(io::Space::mmio, 0xd0001000, 0x1000);
   // mov dword [0xd0001000], 7; mov dword [0xd0001004], 8
   load({0xc7, 0x05, 0x00, 0x10, 0x00, 0xd0, 0x07, 0, 0, 0, 0xc7, 0x05, 0x04, 0x10, 0x00, 0xd0, 0x08, 0, 0, 0});
   run_to_marker();
-  std::vector<uint64_t> addresses;
-  vcpu_->drain_coalesced([&](const kvm_coalesced_mmio& e) { addresses.push_back(e.phys_addr); });
-  EXPECT_EQ(addresses, (std::vector<uint64_t>{0xd0001000, 0xd0001004}));
+  EXPECT_EQ(host.replay.drain({vcpu_->coalesced_ring(), vcpu_->coalesced_ring_entries()}), 2u);
+  EXPECT_EQ(host.log->writes, (std::vector<WriteLog::Write>{{0, 4, 7}, {4, 4, 8}}));
 }
 
 TEST_F(TinyVm, SyncRegsDeliverRegistersWithTheExit) {

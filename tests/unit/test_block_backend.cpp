@@ -2,7 +2,9 @@
 // requests beyond the ring's depth, scatter-gather, flush, discard, write-zeroes, errors) and the synchronous calls.
 #include <fcntl.h>
 #include <poll.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <gtest/gtest.h>
@@ -419,6 +421,78 @@ TEST(BlockBackend, SynchronousCalls) {
   EXPECT_EQ(backend->read_sync(0, {back.data(), 10}), 10);
   EXPECT_EQ(back[0], 0x99);
   EXPECT_EQ(backend->read_sync(0, {}), 0);
+}
+
+// ---- image locking: QEMU's file.locking, an OFD lock per open image -------------------------------------------
+
+std::string open_error(const BackendOptions& options) {
+  try {
+    (void)Backend::open(options);
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(BlockBackendLocking, SecondWriterIsRefusedAndNamesTheFirst) {
+  const auto path = make_image(test_dir("lock_writers") / "disk.img", 4 * kBlock);
+  auto first = Backend::open({.path = path, .owner = "disk0"});
+  const std::string message = open_error({.path = path, .owner = "disk1"});
+  EXPECT_EQ(message, "disk image " + path + ": cannot take a write lock: disk0 of this VM uses it already "
+                     "(locking=off opts out)");
+  // Readers are refused while a writer has it, and a writer while readers have it.
+  EXPECT_NE(open_error({.path = path, .readonly = true}).find("cannot take a shared lock"), std::string::npos);
+  first.reset();
+  auto reader = Backend::open({.path = path, .readonly = true});
+  auto another_reader = Backend::open({.path = path, .readonly = true});
+  EXPECT_NE(open_error({.path = path}).find("cannot take a write lock"), std::string::npos);
+  reader.reset();
+  another_reader.reset();
+  // The lock goes with the last close: the image is free again.
+  EXPECT_NO_THROW((void)Backend::open({.path = path}));
+}
+
+TEST(BlockBackendLocking, LockingOffOptsOut) {
+  const auto path = make_image(test_dir("lock_off") / "disk.img", 4 * kBlock);
+  auto first = Backend::open({.path = path, .locking = false});
+  auto second = Backend::open({.path = path, .locking = false});
+  // Without a lock of its own, a locking=off user does not stop a locking one either (as in QEMU).
+  EXPECT_NO_THROW((void)Backend::open({.path = path}));
+}
+
+// Another process's lock: an OFD lock (iovmm's, QEMU's) does not say who holds it; a POSIX lock does.
+TEST(BlockBackendLocking, LockHeldByAnotherProcess) {
+  const auto path = make_image(test_dir("lock_other") / "disk.img", 4 * kBlock);
+  for (const int command : {F_OFD_SETLK, F_SETLK}) {
+    int ready[2];
+    ASSERT_EQ(::pipe(ready), 0);
+    const pid_t child = ::fork();
+    ASSERT_GE(child, 0);
+    if (child == 0) {
+      const int fd = ::open(path.c_str(), O_RDWR);
+      struct flock lock {};
+      lock.l_type = F_WRLCK;
+      lock.l_whence = SEEK_SET;
+      const char ok = fd >= 0 && ::fcntl(fd, command, &lock) == 0 ? 'y' : 'n';
+      [[maybe_unused]] auto n = ::write(ready[1], &ok, 1);
+      ::pause();  // until killed
+      ::_exit(0);
+    }
+    ::close(ready[1]);
+    char ok = 0;
+    ASSERT_EQ(::read(ready[0], &ok, 1), 1);
+    ::close(ready[0]);
+    EXPECT_EQ(ok, 'y');
+    const std::string message = open_error({.path = path});
+    ::kill(child, SIGKILL);
+    ::waitpid(child, nullptr, 0);
+    if (command == F_OFD_SETLK) {
+      EXPECT_NE(message.find("another process holds a write lock on it"), std::string::npos) << message;
+    } else {
+      EXPECT_NE(message.find("process " + std::to_string(child)), std::string::npos) << message;
+    }
+  }
+  EXPECT_NO_THROW((void)Backend::open({.path = path}));  // the holder is gone, and so is its lock
 }
 
 }  // namespace

@@ -178,6 +178,20 @@ TEST(BootMultiboot, AddressFieldsLoadAFlatImage) {
   EXPECT_CONTAINS(usage_error_of([&] { (void)load_kernel(memory, {empty_kernel, "", {}, 0}); }), "empty image");
 }
 
+TEST(BootMultiboot, EntryOutsideRamIsRefused) {
+  std::vector<uint8_t> image(0x1000, 0xF4);
+  const uint32_t flags = kMultibootAddressFields;
+  const uint32_t load = 2 * kMiB;
+  const uint32_t entry = 0x8000000;  // 128 MiB: just past RAM
+  const uint32_t header[8] = {kMultibootHeaderMagic, flags, static_cast<uint32_t>(-(kMultibootHeaderMagic + flags)),
+                              load + 0x10, load, 0, 0, entry};
+  put(image, 0x10, header);
+  const auto kernel = write_test_file(test_dir("multiboot_entry_outside") / "kernel.bin", image);
+  GuestMemory memory(pc_ram_ranges(128 * kMiB));
+  EXPECT_CONTAINS(usage_error_of([&] { (void)load_kernel(memory, {kernel, "", {}, 0}); }),
+                  "kernel.bin: multiboot entry point 0x8000000 lies outside guest RAM");
+}
+
 TEST(BootMultiboot, HeaderWithoutAddressFieldsInANonElfFile) {
   auto image = multiboot_header(0);
   image.resize(0x100);

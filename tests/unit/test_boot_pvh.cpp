@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <random>
 #include <string>
 
@@ -139,6 +140,33 @@ TEST(BootPvh, InitrdTooLargeForRam) {
   GuestMemory memory(pc_ram_ranges(20 * kMiB));
   EXPECT_CONTAINS(usage_error_of([&] { (void)load_kernel(memory, {kernel, "", {initrd}, 0}); }),
                   "does not fit in guest RAM");
+}
+
+TEST(BootPvh, InitrdLargerThanRamIsRefusedUnread) {
+  const auto dir = test_dir("pvh_huge_initrd");
+  const auto kernel = write_test_file(dir / "vmlinux", pvh_kernel());
+  const auto initrd = dir / "huge.img";
+  write_test_file(initrd, {1});
+  std::filesystem::resize_file(initrd, 64 * kMiB + 1);  // sparse: nothing to read if it were read
+  GuestMemory memory(pc_ram_ranges(64 * kMiB));
+  EXPECT_CONTAINS(usage_error_of([&] { (void)load_kernel(memory, {kernel, "", {initrd.string()}, 0}); }),
+                  "initrd " + initrd.string() + ": 64.0 MiB is more than 63.9 MiB, the most it can be: guest RAM (63.9 "
+                  "MiB), where it is loaded whole");
+}
+
+// An entry point outside RAM below 4 GiB is refused as one above 4 GiB is: the guest could only fail to run there.
+TEST(BootPvh, EntryOutsideRamIsRefused) {
+  const auto dir = test_dir("pvh_entry_outside");
+  const auto image = ElfBuilder(true)
+                         .segment({kKernelAddress, std::vector<uint8_t>(0x100, 0xF4)})
+                         .note({"Xen", kXenElfNotePhys32Entry, testing::bytes_of(uint32_t{0x8000000})})
+                         .build();
+  const auto kernel = write_test_file(dir / "vmlinux", image);
+  GuestMemory memory(pc_ram_ranges(128 * kMiB));
+  EXPECT_CONTAINS(usage_error_of([&] { (void)load_kernel(memory, {kernel, "", {}, 0}); }),
+                  "vmlinux: PVH entry point 0x8000000 lies outside guest RAM (127 MiB)");
+  GuestMemory more(pc_ram_ranges(256 * kMiB));
+  EXPECT_NO_THROW((void)load_kernel(more, {kernel, "", {}, 0}));
 }
 
 TEST(BootPvh, NoteWithOddSizeIsRejected) {

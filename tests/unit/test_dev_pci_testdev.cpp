@@ -555,7 +555,7 @@ TEST_F(DevPciTestdev, RegisterTableNamesEveryFieldInsideItsBar) {
       EXPECT_EQ(port->name, kPortNames[selector]);
       EXPECT_EQ(port->effect, io::Effect::latch);
       EXPECT_EQ(port->access, io::Access::wo);
-      EXPECT_EQ(port->reset, test.data);
+      EXPECT_EQ(port->doorbell_value, test.data);
       EXPECT_FALSE(port->lockless_read);
     }
   }

@@ -93,7 +93,7 @@ TEST(IdePci, RegisterTableNamesEveryRegister) {
     if (block.name != "primary") continue;
     for (const auto& reg : block.registers) {
       if (reg.name == "data") continue;
-      EXPECT_EQ(h.in(static_cast<uint16_t>(0x1F0 + reg.offset), 1), reg.reset) << reg.name;
+      EXPECT_EQ(h.in(static_cast<uint16_t>(0x1F0 + reg.offset), 1), reg.reset_value) << reg.name;
     }
   }
 }
@@ -104,7 +104,7 @@ dispatch::DispatchChoice choice(const char* key, const char* value) {
   return c;
 }
 
-std::set<std::string> bound(const std::map<unsigned, io::WindowBinding>& bindings, io::Path path) {
+std::set<std::string> bound(const std::map<unsigned, dispatch::WindowBinding>& bindings, io::Path path) {
   std::set<std::string> names;
   for (const auto& [region, binding] : bindings) {
     for (const auto& r : binding.registers) {

@@ -409,7 +409,7 @@ TEST_F(VirtioMmioTest, MissingServicesAreUsageErrors) {
 
 // --- The register table and the dispatch paths it allows ---
 
-std::set<std::string_view> bound_names(const std::map<unsigned, io::WindowBinding>& bindings, io::Path path) {
+std::set<std::string_view> bound_names(const std::map<unsigned, dispatch::WindowBinding>& bindings, io::Path path) {
   std::set<std::string_view> names;
   for (const auto& [region, binding] : bindings) {
     for (const auto& bound : binding.registers) {
@@ -443,7 +443,7 @@ TEST_F(VirtioMmioTest, RegisterTableIsWellFormed) {
       }
       // Constants read what the table says (the fastpath answers from the table).
       if (reg.effect == io::Effect::constant) {
-        EXPECT_EQ(rd(reg.offset), reg.reset) << reg.name;
+        EXPECT_EQ(rd(reg.offset), reg.reset_value) << reg.name;
       }
     }
   }

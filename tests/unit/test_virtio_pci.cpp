@@ -490,7 +490,7 @@ TEST_F(VirtioPciTest, QuiesceDropsVectorsAndWatches) {
 
 // --- Register tables ---
 
-std::set<std::string> bound(const std::map<unsigned, io::WindowBinding>& bindings, io::Path path) {
+std::set<std::string> bound(const std::map<unsigned, dispatch::WindowBinding>& bindings, io::Path path) {
   std::set<std::string> names;
   for (const auto& [region, binding] : bindings) {
     for (const auto& reg : binding.registers) {
@@ -521,7 +521,7 @@ TEST_F(VirtioPciTest, RegisterTablesAreWellFormed) {
         }
       }
       if (reg.effect == io::Effect::constant) {
-        EXPECT_EQ(rd(block.region, reg.offset, reg.width), reg.reset) << block.name << "." << reg.name;
+        EXPECT_EQ(rd(block.region, reg.offset, reg.width), reg.reset_value) << block.name << "." << reg.name;
       }
     }
   }

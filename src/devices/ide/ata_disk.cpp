@@ -33,11 +33,11 @@ uint8_t* aligned_bytes(size_t size) {
 }  // namespace
 
 void TaskFile::set_signature() {
-  count = 1;
-  lba_low = 1;
-  lba_mid = 0;
-  lba_high = 0;
-  device = kDeviceObsolete;  // device 0, head 0
+  count = kSignatureCount;
+  lba_low = kSignatureLbaLow;
+  lba_mid = kSignatureLbaMid;
+  lba_high = kSignatureLbaHigh;
+  device = kSignatureDevice;
 }
 
 void AtaDisk::AlignedFree::operator()(uint8_t* p) const { std::free(p); }
@@ -66,7 +66,7 @@ uint8_t* AtaDisk::bounce_buffer() {
 }
 
 Interrupt AtaDisk::execute(uint8_t command, TaskFile& tf) {
-  status_ = kStatusDrdy | kStatusDsc;
+  status_ = kStatusReady;
   transfer_ = Transfer::none;
   pos_ = end_ = 0;
   tf.error = 0;
@@ -203,7 +203,7 @@ Interrupt AtaDisk::abort_command(TaskFile& tf) {
 }
 
 Interrupt AtaDisk::complete() {
-  status_ = kStatusDrdy | kStatusDsc;
+  status_ = kStatusReady;
   transfer_ = Transfer::none;
   pos_ = end_ = 0;
   return Interrupt::yes;
@@ -234,14 +234,14 @@ Interrupt AtaDisk::load_pio_in_block(TaskFile& tf) {
   pos_ = 0;
   end_ = static_cast<unsigned>(bytes);
   transfer_ = Transfer::pio_in;
-  status_ = kStatusDrdy | kStatusDsc | kStatusDrq;
+  status_ = kStatusReady | kStatusDrq;
   return Interrupt::yes;
 }
 
 Interrupt AtaDisk::finish_pio_in_block(TaskFile& tf) {
   if (request_.sectors > 0) return load_pio_in_block(tf);
   // Data-in ends without an interrupt: the one before the last block was the last (ATA8-APT PIO data-in).
-  status_ = kStatusDrdy | kStatusDsc;
+  status_ = kStatusReady;
   transfer_ = Transfer::none;
   pos_ = end_ = 0;
   return Interrupt::no;
@@ -261,7 +261,7 @@ void AtaDisk::arm_pio_out_block() {
   pos_ = 0;
   end_ = block_count_ * kSectorSize;
   transfer_ = Transfer::pio_out;
-  status_ = kStatusDrdy | kStatusDsc | kStatusDrq;
+  status_ = kStatusReady | kStatusDrq;
 }
 
 Interrupt AtaDisk::finish_pio_out_block(TaskFile& tf) {
@@ -312,7 +312,7 @@ Interrupt AtaDisk::start_dma(TaskFile& tf, bool lba48, bool to_memory) {
   dma_sectors_ = request.sectors;
   transfer_ = to_memory ? Transfer::dma_in : Transfer::dma_out;
   // Waiting for the bus master: DRQ, as QEMU shows it; the interrupt comes with the end of the transfer.
-  status_ = kStatusDrdy | kStatusDsc | kStatusDrq;
+  status_ = kStatusReady | kStatusDrq;
   return Interrupt::no;
 }
 
@@ -367,7 +367,7 @@ Interrupt AtaDisk::run_dma(GuestMemory& memory, std::span<const DmaPiece> pieces
 Interrupt AtaDisk::abort_dma(TaskFile& tf) { return fail(tf, kErrorAbrt, request_.lba, request_.lba48); }
 
 void AtaDisk::cancel_dma() {
-  status_ = kStatusDrdy | kStatusDsc;
+  status_ = kStatusReady;
   transfer_ = Transfer::none;
 }
 

@@ -44,6 +44,8 @@ constexpr uint8_t kStatusDrq = 0x08;
 constexpr uint8_t kStatusDsc = 0x10;
 constexpr uint8_t kStatusDrdy = 0x40;
 constexpr uint8_t kStatusBsy = 0x80;
+// Ready for a command: what a device shows after power-on, a reset or a command that has ended without error.
+constexpr uint8_t kStatusReady = kStatusDrdy | kStatusDsc;
 // Error register (ATA8-ACS 6.3).
 constexpr uint8_t kErrorAbrt = 0x04;
 constexpr uint8_t kErrorIdnf = 0x10;
@@ -76,7 +78,13 @@ struct TaskFile {
   uint8_t device = ata::kDeviceObsolete;
   uint8_t error = 0;
 
-  // The signature an ATA device leaves after a reset or diagnostic (ATA8-APT 9.12).
+  // The signature an ATA device leaves after power-on, a reset or a diagnostic (ATA8-APT 9.12): count and LBA low
+  // 01h, LBA mid and high 00h (an ATA device, not ATAPI), device 0, head 0.
+  static constexpr uint8_t kSignatureCount = 0x01;
+  static constexpr uint8_t kSignatureLbaLow = 0x01;
+  static constexpr uint8_t kSignatureLbaMid = 0x00;
+  static constexpr uint8_t kSignatureLbaHigh = 0x00;
+  static constexpr uint8_t kSignatureDevice = ata::kDeviceObsolete;
   void set_signature();
 };
 
@@ -197,7 +205,7 @@ class AtaDisk {
   unsigned sectors_per_track_ = 63;
 
   // Command state.
-  uint8_t status_ = ata::kStatusDrdy | ata::kStatusDsc;
+  uint8_t status_ = ata::kStatusReady;
   Transfer transfer_ = Transfer::none;
   Request request_;                // what is left of a PIO command: next sector, sectors after the current block
   unsigned block_sectors_ = 1;     // sectors per DRQ block

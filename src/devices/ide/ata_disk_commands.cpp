@@ -58,7 +58,7 @@ Interrupt AtaDisk::identify_device() {
   pos_ = 0;
   end_ = kSectorSize;
   transfer_ = Transfer::pio_in;
-  status_ = kStatusDrdy | kStatusDsc | kStatusDrq;
+  status_ = kStatusReady | kStatusDrq;
   return Interrupt::yes;
 }
 
@@ -136,7 +136,7 @@ void AtaDisk::complete_reset(TaskFile& tf) {
   tf.error = kDiagnosticPassed;
   transfer_ = Transfer::none;
   pos_ = end_ = 0;
-  status_ = kStatusDrdy | kStatusDsc;
+  status_ = kStatusReady;
 }
 
 std::array<uint16_t, 256> AtaDisk::identify() const {

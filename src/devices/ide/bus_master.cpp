@@ -10,25 +10,21 @@ constexpr uint32_t kSegmentMask = 0xFFFF;
 
 }  // namespace
 
-uint8_t BusMaster::read(unsigned offset) const {
-  switch (offset) {
-    case kCommand:
+uint8_t BusMaster::read(BusMasterRegister reg, unsigned byte) const {
+  switch (reg) {
+    case BusMasterRegister::command:
       return command_;
-    case kStatus:
+    case BusMasterRegister::status:
       return status_;
-    case kPrdAddress:
-    case kPrdAddress + 1:
-    case kPrdAddress + 2:
-    case kPrdAddress + 3:
-      return static_cast<uint8_t>(prd_address() >> (8 * (offset - kPrdAddress)));
-    default:
-      return 0;  // reserved (device-specific on PIIX4) bytes
+    case BusMasterRegister::prd_address:
+      return static_cast<uint8_t>(prd_address() >> (8 * byte));
   }
+  return 0;
 }
 
-bool BusMaster::write(unsigned offset, uint8_t value) {
-  switch (offset) {
-    case kCommand: {
+bool BusMaster::write(BusMasterRegister reg, unsigned byte, uint8_t value) {
+  switch (reg) {
+    case BusMasterRegister::command: {
       command_ = value & (kCommandStart | kCommandWriteMemory);
       if (!(value & kCommandStart)) {
         // Stop: whatever the engine had not done is abandoned (SFF-8038i: the guest stops it after each command).
@@ -39,22 +35,18 @@ bool BusMaster::write(unsigned offset, uint8_t value) {
       status_ |= kStatusActive;
       return true;
     }
-    case kStatus: {
+    case BusMasterRegister::status: {
       uint8_t cleared = value & (kStatusError | kStatusInterrupt);
       status_ = static_cast<uint8_t>((status_ & ~cleared & ~kStatusDriveCapable) | (value & kStatusDriveCapable));
       return false;
     }
-    case kPrdAddress:
-    case kPrdAddress + 1:
-    case kPrdAddress + 2:
-    case kPrdAddress + 3: {
-      unsigned shift = 8 * (offset - kPrdAddress);
+    case BusMasterRegister::prd_address: {
+      unsigned shift = 8 * byte;
       prd_address_ = (prd_address_ & ~(0xFFu << shift)) | (uint32_t{value} << shift);
       return false;
     }
-    default:
-      return false;
   }
+  return false;
 }
 
 BusMaster::Walk BusMaster::walk(const GuestMemory& memory, uint64_t bytes) {

@@ -34,12 +34,13 @@
 
 namespace iovmm::devices::ide {
 
+// A channel's bus master registers: the ids (io::Register::id) of the rows of the controller's table, which has
+// their offsets.
+enum class BusMasterRegister : uint16_t { command, status, prd_address };
+
 class BusMaster {
  public:
-  static constexpr unsigned kCommand = 0;
-  static constexpr unsigned kStatus = 2;
-  static constexpr unsigned kPrdAddress = 4;
-  static constexpr unsigned kSize = 8;
+  static constexpr unsigned kSize = 8;  // one channel's registers
 
   static constexpr uint8_t kCommandStart = 0x01;
   static constexpr uint8_t kCommandWriteMemory = 0x08;
@@ -57,11 +58,11 @@ class BusMaster {
     std::span<const DmaPiece> pieces;  // complete: exactly the transfer's bytes; valid until the next walk
   };
 
-  // One byte of the channel's 8 bytes.
-  [[nodiscard]] uint8_t read(unsigned offset) const;
+  // Byte `byte` of a register.
+  [[nodiscard]] uint8_t read(BusMasterRegister reg, unsigned byte) const;
   // Returns true when the write armed the engine (start written while not active): the channel then runs a DMA
   // command that is waiting for it.
-  [[nodiscard]] bool write(unsigned offset, uint8_t value);
+  [[nodiscard]] bool write(BusMasterRegister reg, unsigned byte, uint8_t value);
 
   [[nodiscard]] bool active() const { return status_ & kStatusActive; }
   [[nodiscard]] bool writes_memory() const { return command_ & kCommandWriteMemory; }

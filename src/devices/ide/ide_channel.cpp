@@ -19,62 +19,48 @@ IdeChannel::IdeChannel(std::string label, std::unique_ptr<AtaDisk> device0, std:
   }
 }
 
-uint64_t IdeChannel::read_command_block(unsigned offset, unsigned size) {
-  if (offset == kData && (size == 2 || size == 4)) {
-    AtaDisk* device = selected();
-    if (!device) return 0;
-    Interrupt interrupt = Interrupt::no;
-    uint32_t value = device->read_data(size, tf_, interrupt);
-    raise(interrupt);
-    return value;
-  }
-  uint64_t value = 0;
-  for (unsigned i = 0; i < size && offset + i < kCommandBlockSize; ++i) {
-    value |= uint64_t{read_register(offset + i)} << (8 * i);
-  }
+uint32_t IdeChannel::read_data(unsigned size) {
+  AtaDisk* device = selected();
+  if (!device) return 0;
+  Interrupt interrupt = Interrupt::no;
+  uint32_t value = device->read_data(size, tf_, interrupt);
+  raise(interrupt);
   return value;
 }
 
-void IdeChannel::write_command_block(unsigned offset, unsigned size, uint64_t value) {
-  if (offset == kData && (size == 2 || size == 4)) {
-    AtaDisk* device = selected();
-    if (!device) return;
-    Interrupt interrupt = Interrupt::no;
-    device->write_data(static_cast<uint32_t>(value), size, tf_, interrupt);
-    raise(interrupt);
-    return;
-  }
-  for (unsigned i = 0; i < size && offset + i < kCommandBlockSize; ++i) {
-    write_register(offset + i, static_cast<uint8_t>(value >> (8 * i)));
-  }
+void IdeChannel::write_data(unsigned size, uint32_t value) {
+  AtaDisk* device = selected();
+  if (!device) return;
+  Interrupt interrupt = Interrupt::no;
+  device->write_data(value, size, tf_, interrupt);
+  raise(interrupt);
 }
 
-uint8_t IdeChannel::read_register(unsigned offset) {
+uint8_t IdeChannel::read_register(const io::Register& row) {
   if (empty()) return 0;
   const bool hob = control_ & kControlHob;
-  switch (offset) {
-    case kData:
+  switch (static_cast<CommandRegister>(row.id)) {
+    case CommandRegister::data:
       return 0xFF;  // a byte read of the 16-bit data port
-    case kErrorFeatures:
+    case CommandRegister::error_features:
       return hob ? tf_.hob_features : tf_.error;
-    case kSectorCount:
+    case CommandRegister::sector_count:
       return hob ? tf_.hob_count : tf_.count;
-    case kLbaLow:
+    case CommandRegister::lba_low:
       return hob ? tf_.hob_lba_low : tf_.lba_low;
-    case kLbaMid:
+    case CommandRegister::lba_mid:
       return hob ? tf_.hob_lba_mid : tf_.lba_mid;
-    case kLbaHigh:
+    case CommandRegister::lba_high:
       return hob ? tf_.hob_lba_high : tf_.lba_high;
-    case kDevice:
+    case CommandRegister::device:
       return tf_.device;
-    case kStatusCommand: {
+    case CommandRegister::status_command: {
       AtaDisk* device = selected();
       clear_interrupt();
       return device ? device->status() : 0;
     }
-    default:
-      return 0xFF;
   }
+  return 0xFF;
 }
 
 bool IdeChannel::selected_busy() const {
@@ -82,11 +68,11 @@ bool IdeChannel::selected_busy() const {
   return device && (device->status() & (kStatusBsy | kStatusDrq));
 }
 
-void IdeChannel::write_register(unsigned offset, uint8_t value) {
-  if (empty() || offset == kData) return;  // nobody latches; a byte write to the data port is dropped
+void IdeChannel::write_register(const io::Register& row, uint8_t value) {
+  const auto reg = static_cast<CommandRegister>(row.id);
+  if (empty() || reg == CommandRegister::data) return;  // nobody latches; a byte write to the data port is dropped
   if (selected_busy()) {
-    IOVMM_LOG_RATELIMITED("{}: write of {:#04x} to command block register {} while the device is busy: ignored",
-                          label_, value, offset);
+    IOVMM_LOG_RATELIMITED("{}: write of {:#04x} to {} while the device is busy: ignored", label_, value, row.name);
     return;
   }
   control_ &= static_cast<uint8_t>(~kControlHob);
@@ -94,29 +80,29 @@ void IdeChannel::write_register(unsigned offset, uint8_t value) {
     previous = current;
     current = value;
   };
-  switch (offset) {
-    case kErrorFeatures:
+  switch (reg) {
+    case CommandRegister::error_features:
       latch(tf_.features, tf_.hob_features);
       break;
-    case kSectorCount:
+    case CommandRegister::sector_count:
       latch(tf_.count, tf_.hob_count);
       break;
-    case kLbaLow:
+    case CommandRegister::lba_low:
       latch(tf_.lba_low, tf_.hob_lba_low);
       break;
-    case kLbaMid:
+    case CommandRegister::lba_mid:
       latch(tf_.lba_mid, tf_.hob_lba_mid);
       break;
-    case kLbaHigh:
+    case CommandRegister::lba_high:
       latch(tf_.lba_high, tf_.hob_lba_high);
       break;
-    case kDevice:
+    case CommandRegister::device:
       tf_.device = value | kDeviceObsolete;
       break;
-    case kStatusCommand:
+    case CommandRegister::status_command:
       execute(value);
       break;
-    default:
+    case CommandRegister::data:
       break;
   }
 }
@@ -154,8 +140,8 @@ void IdeChannel::write_device_control(uint8_t value) {
   update_irq();
 }
 
-void IdeChannel::write_bus_master(unsigned offset, uint8_t value) {
-  if (bus_master_.write(offset, value)) run_dma_if_ready();
+void IdeChannel::write_bus_master(BusMasterRegister reg, unsigned byte, uint8_t value) {
+  if (bus_master_.write(reg, byte, value)) run_dma_if_ready();
 }
 
 void IdeChannel::raise(Interrupt interrupt) {

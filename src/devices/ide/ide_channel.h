@@ -32,33 +32,36 @@
 #include "devices/ide/ata_disk.h"
 #include "devices/ide/bus_master.h"
 #include "io/device.h"
+#include "io/registers.h"
 #include "memory/guest_memory.h"
 
 namespace iovmm::devices::ide {
 
+// The command block's registers: the ids (io::Register::id) of the rows of the controller's table, which has their
+// offsets.
+enum class CommandRegister : uint16_t { data, error_features, sector_count, lba_low, lba_mid, lba_high, device,
+                                        status_command };
+
 class IdeChannel {
  public:
   static constexpr unsigned kCommandBlockSize = 8;
-  // Command block offsets.
-  static constexpr unsigned kData = 0;
-  static constexpr unsigned kErrorFeatures = 1;
-  static constexpr unsigned kSectorCount = 2;
-  static constexpr unsigned kLbaLow = 3;
-  static constexpr unsigned kLbaMid = 4;
-  static constexpr unsigned kLbaHigh = 5;
-  static constexpr unsigned kDevice = 6;
-  static constexpr unsigned kStatusCommand = 7;
 
   // `device0` may be null (an empty channel), `irq` too (nothing wired); `memory` is needed only for DMA.
   IdeChannel(std::string label, std::unique_ptr<AtaDisk> device0, std::shared_ptr<io::IrqLine> irq,
              GuestMemory* memory);
 
-  [[nodiscard]] uint64_t read_command_block(unsigned offset, unsigned size);
-  void write_command_block(unsigned offset, unsigned size, uint64_t value);
+  // The data port, `size` 2 or 4.
+  [[nodiscard]] uint32_t read_data(unsigned size);
+  void write_data(unsigned size, uint32_t value);
+  // One byte of the command block: the byte of `row` (its id a CommandRegister).
+  [[nodiscard]] uint8_t read_register(const io::Register& row);
+  void write_register(const io::Register& row, uint8_t value);
   [[nodiscard]] uint8_t read_alternate_status() const;
   void write_device_control(uint8_t value);
-  [[nodiscard]] uint8_t read_bus_master(unsigned offset) const { return bus_master_.read(offset); }
-  void write_bus_master(unsigned offset, uint8_t value);
+  [[nodiscard]] uint8_t read_bus_master(BusMasterRegister reg, unsigned byte) const {
+    return bus_master_.read(reg, byte);
+  }
+  void write_bus_master(BusMasterRegister reg, unsigned byte, uint8_t value);
 
   // The machine is going away: stop driving the interrupt line.
   void detach_irq() { irq_.reset(); }
@@ -71,8 +74,6 @@ class IdeChannel {
   [[nodiscard]] AtaDisk* selected() const { return devices_[(tf_.device & ata::kDeviceDev) ? 1 : 0].get(); }
   [[nodiscard]] bool empty() const { return !devices_[0] && !devices_[1]; }
   [[nodiscard]] bool selected_busy() const;
-  [[nodiscard]] uint8_t read_register(unsigned offset);
-  void write_register(unsigned offset, uint8_t value);
   void execute(uint8_t command);
   void raise(Interrupt interrupt);
   void clear_interrupt();

@@ -2,6 +2,8 @@
 
 #include <fmt/core.h>
 
+#include <string_view>
+
 #include "common/error.h"
 
 namespace iovmm::devices {
@@ -10,34 +12,60 @@ namespace {
 using io::Access;
 using io::Effect;
 using io::Register;
+using ide::BusMasterRegister;
+using ide::CommandRegister;
+using ide::TaskFile;
 
-// A command block's registers. Reset values are what a channel with a disk reads at power-on (signature, diagnostic
-// code 01h, DRDY|DSC); an empty channel reads 0 everywhere.
+// A read/write register; `id` is the CommandRegister or BusMasterRegister the channel switches on.
+template <typename Id>
+constexpr Register reg(std::string_view name, Id id, uint64_t offset, unsigned width, Effect effect,
+                       uint64_t reset = 0) {
+  return Register{.name = name, .offset = offset, .width = width, .access = Access::rw, .effect = effect,
+                  .reset_value = reset, .id = static_cast<uint16_t>(id)};
+}
+
+// A command block's registers. Reset values are what a channel with a disk reads at power-on (the signature, the
+// diagnostic code in the error register, ready status); an empty channel reads 0 everywhere. The 16-bit data port
+// comes last: its second byte is features', and a byte access there is named by features.
 constexpr std::array<Register, 8> command_block(bool populated) {
   auto value = [populated](uint64_t v) { return populated ? v : 0; };
   return {{
-      {"data", 0, 2, Access::rw, Effect::synchronous},
-      {"features", 1, 1, Access::rw, Effect::latch, value(0x01)},
-      {"sector_count", 2, 1, Access::rw, Effect::latch, value(0x01)},
-      {"lba_low", 3, 1, Access::rw, Effect::latch, value(0x01)},
-      {"lba_mid", 4, 1, Access::rw, Effect::latch},
-      {"lba_high", 5, 1, Access::rw, Effect::latch},
-      {"device", 6, 1, Access::rw, Effect::latch, value(0xA0)},
-      {"command", 7, 1, Access::rw, Effect::synchronous, value(0x50)},
+      reg("features", CommandRegister::error_features, 1, 1, Effect::latch, value(ide::ata::kDiagnosticPassed)),
+      reg("sector_count", CommandRegister::sector_count, 2, 1, Effect::latch, value(TaskFile::kSignatureCount)),
+      reg("lba_low", CommandRegister::lba_low, 3, 1, Effect::latch, value(TaskFile::kSignatureLbaLow)),
+      reg("lba_mid", CommandRegister::lba_mid, 4, 1, Effect::latch, value(TaskFile::kSignatureLbaMid)),
+      reg("lba_high", CommandRegister::lba_high, 5, 1, Effect::latch, value(TaskFile::kSignatureLbaHigh)),
+      reg("device", CommandRegister::device, 6, 1, Effect::latch, value(TaskFile::kSignatureDevice)),
+      reg("command", CommandRegister::status_command, 7, 1, Effect::synchronous, value(ide::ata::kStatusReady)),
+      reg("data", CommandRegister::data, 0, 2, Effect::synchronous),
   }};
 }
 constexpr auto kPrimaryRegisters = command_block(true);
 constexpr auto kSecondaryRegisters = command_block(false);
-constexpr Register kPrimaryControlRegisters[] = {{"device_control", 0, 1, Access::rw, Effect::synchronous, 0x50}};
-constexpr Register kSecondaryControlRegisters[] = {{"device_control", 0, 1, Access::rw, Effect::synchronous, 0}};
-constexpr Register kBusMasterRegisters[] = {
-    {"bm_command", 0, 1, Access::rw, Effect::synchronous},
-    {"bm_status", 2, 1, Access::rw, Effect::synchronous},
-    {"bm_prd", 4, 4, Access::rw, Effect::latch},
-    {"bm2_command", 8, 1, Access::rw, Effect::synchronous},
-    {"bm2_status", 10, 1, Access::rw, Effect::synchronous},
-    {"bm2_prd", 12, 4, Access::rw, Effect::latch},
-};
+// The control block's one register; its read is the alternate status.
+constexpr Register control_block(bool populated) {
+  return Register{.name = "device_control", .offset = 0, .width = 1, .access = Access::rw,
+                  .effect = Effect::synchronous, .reset_value = populated ? ide::ata::kStatusReady : 0u};
+}
+constexpr Register kPrimaryControlRegisters[] = {control_block(true)};
+constexpr Register kSecondaryControlRegisters[] = {control_block(false)};
+
+// Both channels' bus master registers, the secondary's BusMaster::kSize bytes after the primary's.
+constexpr std::array<Register, 6> bus_master_block() {
+  constexpr std::string_view kNames[2][3] = {{"bm_command", "bm_status", "bm_prd"},
+                                             {"bm2_command", "bm2_status", "bm2_prd"}};
+  std::array<Register, 6> rows{};
+  for (unsigned channel = 0; channel < 2; ++channel) {
+    const uint64_t base = channel * ide::BusMaster::kSize;
+    const auto* names = kNames[channel];
+    rows[3 * channel + 0] = reg(names[0], BusMasterRegister::command, base + 0, 1, Effect::synchronous);
+    rows[3 * channel + 1] = reg(names[1], BusMasterRegister::status, base + 2, 1, Effect::synchronous);
+    rows[3 * channel + 2] = reg(names[2], BusMasterRegister::prd_address, base + 4, 4, Effect::latch);
+  }
+  return rows;
+}
+constexpr auto kBusMasterRegisters = bus_master_block();
+
 constexpr io::RegisterBlock kBlocks[] = {
     {IdeController::kPrimaryCommand, "primary", kPrimaryRegisters},
     {IdeController::kPrimaryControl, "primary_control", kPrimaryControlRegisters},
@@ -45,6 +73,13 @@ constexpr io::RegisterBlock kBlocks[] = {
     {IdeController::kSecondaryControl, "secondary_control", kSecondaryControlRegisters},
     {IdeController::kBusMaster, "bus_master", kBusMasterRegisters},
 };
+
+// `first`, the row of an access's first byte, is the data port and the access a 16- or 32-bit transfer (PIIX 32-bit
+// PIO: two words); anything else reaches the command block's registers byte by byte.
+bool is_data_transfer(const Register* first, uint64_t offset, unsigned size) {
+  return first && static_cast<CommandRegister>(first->id) == CommandRegister::data && offset == first->offset &&
+         (size == 2 || size == 4);
+}
 
 PciIdentity ide_identity() {
   return PciIdentity{.vendor_id = IdeController::kVendorId,
@@ -77,7 +112,11 @@ IdeController::IdeController(std::string name, std::unique_ptr<block::Backend> p
                                 context.isa_irq ? context.isa_irq(kPrimaryIrq) : nullptr,
                                 require_memory(name, context)),
                 ide::IdeChannel(name + " secondary", nullptr,
-                                context.isa_irq ? context.isa_irq(kSecondaryIrq) : nullptr, context.memory)} {
+                                context.isa_irq ? context.isa_irq(kSecondaryIrq) : nullptr, context.memory)},
+      // The two command blocks differ only in reset values: one map decodes both.
+      command_map_(kPrimaryRegisters),
+      control_map_(kPrimaryControlRegisters),
+      bus_master_map_(kBusMasterRegisters) {
   auto& config = config_bytes();
   auto& writable = writable_bits();
   for (unsigned offset : {kIdeTimingPrimary, kIdeTimingSecondary}) {
@@ -111,22 +150,23 @@ uint64_t IdeController::bar_read(unsigned bar, uint64_t offset, unsigned size) {
     case kBusMaster: {
       uint64_t value = 0;
       for (unsigned i = 0; i < size; ++i) {
-        uint64_t byte_offset = offset + i;
-        uint64_t byte = byte_offset < kBusMasterSize
-                            ? channels_[byte_offset / ide::BusMaster::kSize].read_bus_master(
-                                  static_cast<unsigned>(byte_offset % ide::BusMaster::kSize))
-                            : 0xFF;
+        uint64_t byte = 0xFF;  // past the window
+        if (offset + i < kBusMasterSize) {
+          const Register* row = bus_master_map_.find(offset + i, 1);
+          byte = row ? bus_master_channel(*row).read_bus_master(static_cast<BusMasterRegister>(row->id),
+                                                                static_cast<unsigned>(offset + i - row->offset))
+                     : 0;  // reserved bytes
+        }
         value |= byte << (8 * i);
       }
       return value;
     }
     case kPrimaryCommand:
     case kSecondaryCommand:
-      if (offset >= ide::IdeChannel::kCommandBlockSize) return ~0ull;
-      return channels_[bar == kSecondaryCommand].read_command_block(static_cast<unsigned>(offset), size);
+      return command_block_read(channels_[bar == kSecondaryCommand], offset, size);
     case kPrimaryControl:
     case kSecondaryControl:
-      if (offset != 0) return ~0ull;
+      if (!control_map_.find(offset, 1)) return ~0ull;
       // One byte wide; a wider access gets ones above it, like an unmapped neighbour.
       return (~0ull << 8) | channels_[bar == kSecondaryControl].read_alternate_status();
     default:
@@ -138,24 +178,58 @@ void IdeController::bar_write(unsigned bar, uint64_t offset, unsigned size, uint
   if (!io::valid_access_size(size)) return;
   switch (bar) {
     case kBusMaster:
-      for (unsigned i = 0; i < size; ++i) {
-        uint64_t byte_offset = offset + i;
-        if (byte_offset >= kBusMasterSize) break;
-        channels_[byte_offset / ide::BusMaster::kSize].write_bus_master(
-            static_cast<unsigned>(byte_offset % ide::BusMaster::kSize), static_cast<uint8_t>(value >> (8 * i)));
+      for (unsigned i = 0; i < size && offset + i < kBusMasterSize; ++i) {
+        const Register* row = bus_master_map_.find(offset + i, 1);
+        if (!row) continue;  // reserved bytes
+        bus_master_channel(*row).write_bus_master(static_cast<BusMasterRegister>(row->id),
+                                                  static_cast<unsigned>(offset + i - row->offset),
+                                                  static_cast<uint8_t>(value >> (8 * i)));
       }
       return;
     case kPrimaryCommand:
     case kSecondaryCommand:
-      if (offset >= ide::IdeChannel::kCommandBlockSize) return;
-      channels_[bar == kSecondaryCommand].write_command_block(static_cast<unsigned>(offset), size, value);
+      command_block_write(channels_[bar == kSecondaryCommand], offset, size, value);
       return;
     case kPrimaryControl:
     case kSecondaryControl:
-      if (offset == 0) channels_[bar == kSecondaryControl].write_device_control(static_cast<uint8_t>(value));
+      if (control_map_.find(offset, 1)) {
+        channels_[bar == kSecondaryControl].write_device_control(static_cast<uint8_t>(value));
+      }
       return;
     default:
       return;
+  }
+}
+
+ide::IdeChannel& IdeController::bus_master_channel(const io::Register& row) {
+  return channels_[row.offset / ide::BusMaster::kSize];
+}
+
+uint64_t IdeController::command_block_read(ide::IdeChannel& channel, uint64_t offset, unsigned size) {
+  const Register* first = command_map_.find(offset, 1);
+  if (!first) return ~0ull;
+  if (is_data_transfer(first, offset, size)) return channel.read_data(size);
+  // Wider accesses to the other registers act as byte accesses in ascending order (QEMU's split).
+  uint64_t value = 0;
+  for (unsigned i = 0; i < size; ++i) {
+    const Register* row = command_map_.find(offset + i, 1);
+    if (!row) break;
+    value |= uint64_t{channel.read_register(*row)} << (8 * i);
+  }
+  return value;
+}
+
+void IdeController::command_block_write(ide::IdeChannel& channel, uint64_t offset, unsigned size, uint64_t value) {
+  const Register* first = command_map_.find(offset, 1);
+  if (!first) return;
+  if (is_data_transfer(first, offset, size)) {
+    channel.write_data(size, static_cast<uint32_t>(value));
+    return;
+  }
+  for (unsigned i = 0; i < size; ++i) {
+    const Register* row = command_map_.find(offset + i, 1);
+    if (!row) break;
+    channel.write_register(*row, static_cast<uint8_t>(value >> (8 * i)));
   }
 }
 

@@ -42,10 +42,11 @@
 #include "devices/ide/ide_channel.h"
 #include "devices/ide/piix3_isa.h"  // make_piix3_isa_bridge(): the function that comes with this one
 #include "devices/pci/pci_device.h"
+#include "io/register_map.h"
 
 namespace iovmm::devices {
 
-class IdeController final : public PciDevice {
+class IdeController final : public PciDevice, public io::Quiescent {
  public:
   static constexpr uint16_t kVendorId = 0x8086;  // Intel
   static constexpr uint16_t kDeviceId = 0x7010;  // 82371SB PIIX3 IDE
@@ -90,7 +91,15 @@ class IdeController final : public PciDevice {
   void bar_write(unsigned bar, uint64_t offset, unsigned size, uint64_t value) override;
 
  private:
+  // The channel whose bus master registers `row` of the bus master table is.
+  [[nodiscard]] ide::IdeChannel& bus_master_channel(const io::Register& row);
+  [[nodiscard]] uint64_t command_block_read(ide::IdeChannel& channel, uint64_t offset, unsigned size);
+  void command_block_write(ide::IdeChannel& channel, uint64_t offset, unsigned size, uint64_t value);
+
   std::array<ide::IdeChannel, 2> channels_;
+  io::RegisterMap command_map_;
+  io::RegisterMap control_map_;
+  io::RegisterMap bus_master_map_;
 };
 
 }  // namespace iovmm::devices

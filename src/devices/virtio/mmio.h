@@ -36,6 +36,7 @@
 #include "devices/virtio/device.h"
 #include "devices/virtio/transport.h"
 #include "io/device.h"
+#include "io/register_map.h"
 #include "io/registers.h"
 
 namespace iovmm::devices::virtio {
@@ -44,7 +45,11 @@ struct VirtioMmioOptions {
   bool legacy = false;  // version 1 register layout (GuestPageSize, QueuePFN, QueueAlign)
 };
 
-class VirtioMmio final : public io::Device, private InterruptSink {
+class VirtioMmio final : public io::Device,
+                         public io::LocklessReads,
+                         public io::DoorbellSink,
+                         public io::Quiescent,
+                         private InterruptSink {
  public:
   static constexpr uint64_t kWindowSize = 0x200;
   static constexpr uint32_t kVendorId = 0x554d4551;  // "QEMU", as QEMU's virtio-mmio reports
@@ -70,8 +75,8 @@ class VirtioMmio final : public io::Device, private InterruptSink {
 
  private:
   [[nodiscard]] std::vector<io::Register> build_registers() const;
-  [[nodiscard]] uint32_t read_register(uint64_t offset);
-  void write_register(uint64_t offset, uint32_t value);
+  [[nodiscard]] uint32_t read_register(const io::Register& row);
+  void write_register(const io::Register& row, uint32_t value);
   [[nodiscard]] Interface interface() const { return legacy_ ? Interface::legacy : Interface::modern; }
   void update_line();
 
@@ -85,6 +90,7 @@ class VirtioMmio final : public io::Device, private InterruptSink {
   std::shared_ptr<io::IrqLine> line_;
   bool line_level_ = false;
   std::vector<io::Register> registers_;
+  io::RegisterMap map_;  // of registers_
   std::vector<io::RegisterBlock> blocks_;
 };
 

@@ -126,10 +126,6 @@ constexpr bool overlaps(unsigned offset, unsigned size, unsigned start, unsigned
   return offset < start + length && start < offset + size;
 }
 
-Register reg(std::string_view name, uint64_t offset, unsigned width, Access access, Effect effect, uint64_t reset = 0) {
-  return Register{.name = name, .offset = offset, .width = width, .access = access, .effect = effect, .reset = reset};
-}
-
 }  // namespace
 
 VirtioPci::VirtioPci(std::string name, std::unique_ptr<VirtioDevice> device, const DeviceContext& context,
@@ -194,69 +190,88 @@ void VirtioPci::add_capabilities() {
 void VirtioPci::build_register_tables() {
   auto queues = static_cast<uint16_t>(transport_.queue_count());
   uint32_t config_size = transport_.device().config_size();
+  auto reg = [](std::string_view name, Reg id, uint64_t offset, unsigned width, Access access, Effect effect,
+                uint64_t reset = 0) {
+    return Register{.name = name, .offset = offset, .width = width, .access = access, .effect = effect,
+                    .reset_value = reset, .id = static_cast<uint16_t>(id)};
+  };
   auto& m = modern_registers_;
   m = {
-      reg("device_features_sel", VIRTIO_PCI_COMMON_DFSELECT, 4, Access::rw, Effect::latch),
-      reg("device_features", VIRTIO_PCI_COMMON_DF, 4, Access::ro, Effect::synchronous),
-      reg("driver_features_sel", VIRTIO_PCI_COMMON_GFSELECT, 4, Access::rw, Effect::latch),
-      reg("driver_features", VIRTIO_PCI_COMMON_GF, 4, Access::rw, Effect::latch),
-      reg("config_msix_vector", VIRTIO_PCI_COMMON_MSIX, 2, Access::rw, Effect::synchronous, VIRTIO_MSI_NO_VECTOR),
-      reg("num_queues", VIRTIO_PCI_COMMON_NUMQ, 2, Access::ro, Effect::constant, queues),
-      reg("status", VIRTIO_PCI_COMMON_STATUS, 1, Access::rw, Effect::synchronous),
-      reg("config_generation", VIRTIO_PCI_COMMON_CFGGENERATION, 1, Access::ro, Effect::synchronous),
-      reg("queue_sel", VIRTIO_PCI_COMMON_Q_SELECT, 2, Access::rw, Effect::latch),
-      reg("queue_size", VIRTIO_PCI_COMMON_Q_SIZE, 2, Access::rw, Effect::latch),
-      reg("queue_msix_vector", VIRTIO_PCI_COMMON_Q_MSIX, 2, Access::rw, Effect::synchronous, VIRTIO_MSI_NO_VECTOR),
-      reg("queue_enable", VIRTIO_PCI_COMMON_Q_ENABLE, 2, Access::rw, Effect::synchronous),
-      reg("queue_notify_off", VIRTIO_PCI_COMMON_Q_NOFF, 2, Access::ro, Effect::constant, 0),
-      reg("queue_desc_lo", VIRTIO_PCI_COMMON_Q_DESCLO, 4, Access::rw, Effect::latch),
-      reg("queue_desc_hi", VIRTIO_PCI_COMMON_Q_DESCHI, 4, Access::rw, Effect::latch),
-      reg("queue_avail_lo", VIRTIO_PCI_COMMON_Q_AVAILLO, 4, Access::rw, Effect::latch),
-      reg("queue_avail_hi", VIRTIO_PCI_COMMON_Q_AVAILHI, 4, Access::rw, Effect::latch),
-      reg("queue_used_lo", VIRTIO_PCI_COMMON_Q_USEDLO, 4, Access::rw, Effect::latch),
-      reg("queue_used_hi", VIRTIO_PCI_COMMON_Q_USEDHI, 4, Access::rw, Effect::latch),
-      reg("isr", kIsrOffset, 1, Access::ro, Effect::read_sensitive),
+      reg("device_features_sel", Reg::device_features_sel, VIRTIO_PCI_COMMON_DFSELECT, 4, Access::rw, Effect::latch),
+      reg("device_features", Reg::device_features, VIRTIO_PCI_COMMON_DF, 4, Access::ro, Effect::synchronous),
+      reg("driver_features_sel", Reg::driver_features_sel, VIRTIO_PCI_COMMON_GFSELECT, 4, Access::rw, Effect::latch),
+      reg("driver_features", Reg::driver_features, VIRTIO_PCI_COMMON_GF, 4, Access::rw, Effect::latch),
+      reg("config_msix_vector", Reg::config_msix_vector, VIRTIO_PCI_COMMON_MSIX, 2, Access::rw, Effect::synchronous,
+          VIRTIO_MSI_NO_VECTOR),
+      reg("num_queues", Reg::num_queues, VIRTIO_PCI_COMMON_NUMQ, 2, Access::ro, Effect::constant, queues),
+      reg("status", Reg::status, VIRTIO_PCI_COMMON_STATUS, 1, Access::rw, Effect::synchronous),
+      reg("config_generation", Reg::config_generation, VIRTIO_PCI_COMMON_CFGGENERATION, 1, Access::ro,
+          Effect::synchronous),
+      reg("queue_sel", Reg::queue_sel, VIRTIO_PCI_COMMON_Q_SELECT, 2, Access::rw, Effect::latch),
+      reg("queue_size", Reg::queue_size, VIRTIO_PCI_COMMON_Q_SIZE, 2, Access::rw, Effect::latch),
+      reg("queue_msix_vector", Reg::queue_msix_vector, VIRTIO_PCI_COMMON_Q_MSIX, 2, Access::rw, Effect::synchronous,
+          VIRTIO_MSI_NO_VECTOR),
+      reg("queue_enable", Reg::queue_enable, VIRTIO_PCI_COMMON_Q_ENABLE, 2, Access::rw, Effect::synchronous),
+      // With notify_off_multiplier 0, every queue shares one address.
+      reg("queue_notify_off", Reg::queue_notify_off, VIRTIO_PCI_COMMON_Q_NOFF, 2, Access::ro, Effect::constant, 0),
+      reg("queue_desc_lo", Reg::queue_desc_lo, VIRTIO_PCI_COMMON_Q_DESCLO, 4, Access::rw, Effect::latch),
+      reg("queue_desc_hi", Reg::queue_desc_hi, VIRTIO_PCI_COMMON_Q_DESCHI, 4, Access::rw, Effect::latch),
+      reg("queue_avail_lo", Reg::queue_avail_lo, VIRTIO_PCI_COMMON_Q_AVAILLO, 4, Access::rw, Effect::latch),
+      reg("queue_avail_hi", Reg::queue_avail_hi, VIRTIO_PCI_COMMON_Q_AVAILHI, 4, Access::rw, Effect::latch),
+      reg("queue_used_lo", Reg::queue_used_lo, VIRTIO_PCI_COMMON_Q_USEDLO, 4, Access::rw, Effect::latch),
+      reg("queue_used_hi", Reg::queue_used_hi, VIRTIO_PCI_COMMON_Q_USEDHI, 4, Access::rw, Effect::latch),
+      reg("isr", Reg::isr, kIsrOffset, 1, Access::ro, Effect::read_sensitive),
   };
-  if (config_size) m.push_back(reg("config", kDeviceOffset, config_size, Access::rw, Effect::synchronous));
-  Register notify = reg("queue_notify", kNotifyOffset, 2, Access::wo, Effect::doorbell);
+  static_assert(VIRTIO_PCI_COMMON_Q_USEDHI + 4 == sizeof(virtio_pci_common_cfg),
+                "the common configuration ends with queue_used_hi");
+  if (config_size) m.push_back(reg("config", Reg::config, kDeviceOffset, config_size, Access::rw, Effect::synchronous));
+  Register notify = reg("queue_notify", Reg::queue_notify, kNotifyOffset, 2, Access::wo, Effect::doorbell);
   notify.datamatch_values = queues;
   m.push_back(notify);
+  modern_map_ = io::RegisterMap(modern_registers_);
   blocks_.push_back({.region = kModernBar, .name = "modern", .registers = modern_registers_});
 
   if (msix_) {
     msix_registers_ = {
-        reg("msix_table", kMsixTableOffset, static_cast<unsigned>(msix_->table_bytes()), Access::rw,
+        reg("msix_table", Reg::msix_table, kMsixTableOffset, static_cast<unsigned>(msix_->table_bytes()), Access::rw,
             Effect::synchronous),
-        reg("msix_pba", kMsixPbaOffset, static_cast<unsigned>(msix_->pba_bytes()), Access::ro, Effect::synchronous),
+        reg("msix_pba", Reg::msix_pba, kMsixPbaOffset, static_cast<unsigned>(msix_->pba_bytes()), Access::ro,
+            Effect::synchronous),
     };
+    msix_map_ = io::RegisterMap(msix_registers_);
     blocks_.push_back({.region = kMsixBar, .name = "msix", .registers = msix_registers_});
   }
 
   if (legacy_io_bar_) {
     auto& l = legacy_registers_;
+    Register legacy_notify = reg("queue_notify", Reg::queue_notify, VIRTIO_PCI_QUEUE_NOTIFY, 2, Access::wo,
+                                 Effect::doorbell);
+    legacy_notify.datamatch_values = queues;
     l = {
-        reg("device_features", VIRTIO_PCI_HOST_FEATURES, 4, Access::ro, Effect::constant,
+        reg("device_features", Reg::device_features, VIRTIO_PCI_HOST_FEATURES, 4, Access::ro, Effect::constant,
             static_cast<uint32_t>(transport_.offered_features(Interface::legacy))),
-        reg("driver_features", VIRTIO_PCI_GUEST_FEATURES, 4, Access::rw, Effect::latch),
-        reg("queue_pfn", VIRTIO_PCI_QUEUE_PFN, 4, Access::rw, Effect::synchronous),
-        reg("queue_size", VIRTIO_PCI_QUEUE_NUM, 2, Access::ro, Effect::synchronous),
-        reg("queue_sel", VIRTIO_PCI_QUEUE_SEL, 2, Access::rw, Effect::latch),
-        reg("queue_notify", VIRTIO_PCI_QUEUE_NOTIFY, 2, Access::wo, Effect::doorbell),
-        reg("status", VIRTIO_PCI_STATUS, 1, Access::rw, Effect::synchronous),
-        reg("isr", VIRTIO_PCI_ISR, 1, Access::ro, Effect::read_sensitive),
+        reg("driver_features", Reg::driver_features, VIRTIO_PCI_GUEST_FEATURES, 4, Access::rw, Effect::latch),
+        reg("queue_pfn", Reg::queue_pfn, VIRTIO_PCI_QUEUE_PFN, 4, Access::rw, Effect::synchronous),
+        reg("queue_size", Reg::queue_size, VIRTIO_PCI_QUEUE_NUM, 2, Access::ro, Effect::synchronous),
+        reg("queue_sel", Reg::queue_sel, VIRTIO_PCI_QUEUE_SEL, 2, Access::rw, Effect::latch),
+        legacy_notify,
+        reg("status", Reg::status, VIRTIO_PCI_STATUS, 1, Access::rw, Effect::synchronous),
+        reg("isr", Reg::isr, VIRTIO_PCI_ISR, 1, Access::ro, Effect::read_sensitive),
     };
-    l[5].datamatch_values = queues;
     // With MSI-X present, bytes 20-23 are the vector registers while MSI-X is enabled and the first configuration
     // bytes while it is not; both are synchronous, so the table may name them as the vector registers.
     uint64_t config_offset = kLegacyHeaderSize;
     if (msix_) {
-      l.push_back(reg("config_msix_vector", VIRTIO_MSI_CONFIG_VECTOR, 2, Access::rw, Effect::synchronous,
-                      VIRTIO_MSI_NO_VECTOR));
-      l.push_back(reg("queue_msix_vector", VIRTIO_MSI_QUEUE_VECTOR, 2, Access::rw, Effect::synchronous,
-                      VIRTIO_MSI_NO_VECTOR));
+      l.push_back(reg("config_msix_vector", Reg::config_msix_vector, VIRTIO_MSI_CONFIG_VECTOR, 2, Access::rw,
+                      Effect::synchronous, VIRTIO_MSI_NO_VECTOR));
+      l.push_back(reg("queue_msix_vector", Reg::queue_msix_vector, VIRTIO_MSI_QUEUE_VECTOR, 2, Access::rw,
+                      Effect::synchronous, VIRTIO_MSI_NO_VECTOR));
       config_offset = kLegacyMsixHeaderSize;
     }
-    if (config_size) l.push_back(reg("config", config_offset, config_size, Access::rw, Effect::synchronous));
+    if (config_size) {
+      l.push_back(reg("config", Reg::config, config_offset, config_size, Access::rw, Effect::synchronous));
+    }
+    legacy_map_ = io::RegisterMap(legacy_registers_);
     blocks_.push_back({.region = kLegacyBar, .name = "legacy", .registers = legacy_registers_});
   }
 }
@@ -269,9 +284,9 @@ uint64_t VirtioPci::read_lockless(unsigned region, uint64_t offset, unsigned siz
 void VirtioPci::doorbell(unsigned region, uint64_t offset, unsigned size, uint64_t value, uint64_t count) {
   // However many writes the eventfd stands for, the device type needs one notify: it drains the queue.
   (void)count;
-  bool modern = region == kModernBar && offset == kNotifyOffset;
-  bool legacy = region == kLegacyBar && legacy_io_bar_ && offset == VIRTIO_PCI_QUEUE_NOTIFY;
-  if (modern || legacy) {
+  const io::RegisterMap* map = region == kModernBar ? &modern_map_ : region == kLegacyBar ? &legacy_map_ : nullptr;
+  const io::Register* row = map ? map->find(offset, 1) : nullptr;
+  if (row && id(*row) == Reg::queue_notify && row->offset == offset) {
     transport_.notify(value);
     return;
   }

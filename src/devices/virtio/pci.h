@@ -48,6 +48,7 @@
 #include "devices/virtio/device.h"
 #include "devices/virtio/pci_msix.h"
 #include "devices/virtio/transport.h"
+#include "io/register_map.h"
 #include "io/registers.h"
 
 namespace iovmm::devices::virtio {
@@ -56,7 +57,11 @@ struct VirtioPciOptions {
   bool legacy_io_bar = false;  // transitional device (1af4:1000+) with a legacy I/O BAR0
 };
 
-class VirtioPci final : public PciDevice, private InterruptSink {
+class VirtioPci final : public PciDevice,
+                        public io::LocklessReads,
+                        public io::DoorbellSink,
+                        public io::Quiescent,
+                        private InterruptSink {
  public:
   static constexpr uint16_t kVendorId = 0x1af4;
   static constexpr uint16_t kModernDeviceIdBase = 0x1040;
@@ -113,16 +118,27 @@ class VirtioPci final : public PciDevice, private InterruptSink {
   void write_queue_vector(uint32_t vector);
   [[nodiscard]] uint16_t queue_vector() const;
 
+  // The rows' ids (io::Register::id) in all three BARs' tables, which the BAR code switches on once a table has
+  // found the row; a name the legacy and modern tables share is one enumerator.
+  enum class Reg : uint16_t {
+    device_features_sel, device_features, driver_features_sel, driver_features, config_msix_vector, num_queues,
+    status, config_generation, queue_sel, queue_size, queue_msix_vector, queue_enable, queue_notify_off,
+    queue_desc_lo, queue_desc_hi, queue_avail_lo, queue_avail_hi, queue_used_lo, queue_used_hi, isr, config,
+    queue_notify, queue_pfn, msix_table, msix_pba,
+  };
+  [[nodiscard]] static Reg id(const io::Register& row) { return static_cast<Reg>(row.id); }
+
   // BAR register logic, in pci_bars.cpp.
   [[nodiscard]] uint64_t modern_read(uint64_t offset, unsigned size);
   void modern_write(uint64_t offset, unsigned size, uint64_t value);
-  [[nodiscard]] uint32_t common_field(uint64_t field);
-  void write_common_field(uint64_t field, uint32_t value);
+  [[nodiscard]] uint32_t modern_field(const io::Register& row);
+  void write_common(uint64_t offset, unsigned size, uint64_t value);
+  void write_common_field(const io::Register& row, uint32_t value);
   [[nodiscard]] uint64_t legacy_header_size() const;
   [[nodiscard]] uint64_t legacy_read(uint64_t offset, unsigned size);
   void legacy_write(uint64_t offset, unsigned size, uint64_t value);
-  [[nodiscard]] uint32_t legacy_field(uint64_t field);
-  void write_legacy_field(uint64_t field, uint32_t value);
+  [[nodiscard]] uint32_t legacy_field(const io::Register& row);
+  void write_legacy_field(const io::Register& row, uint32_t value);
   [[nodiscard]] uint64_t msix_read(uint64_t offset, unsigned size) const;
   void msix_write(uint64_t offset, unsigned size, uint64_t value);
 
@@ -142,6 +158,9 @@ class VirtioPci final : public PciDevice, private InterruptSink {
   std::vector<io::Register> modern_registers_;
   std::vector<io::Register> msix_registers_;
   std::vector<io::Register> legacy_registers_;
+  io::RegisterMap modern_map_;  // of modern_registers_
+  io::RegisterMap msix_map_;    // of msix_registers_ (empty without MSI-X)
+  io::RegisterMap legacy_map_;  // of legacy_registers_ (empty without the legacy BAR)
   std::vector<io::RegisterBlock> blocks_;
 };
 

@@ -25,7 +25,7 @@ class Channel {
   Channel& operator=(const Channel&) = delete;
   ~Channel();
 
-  // The carrier for io::WindowBinding::carrier. May outlive the channel (it then reads all-ones).
+  // The carrier of the device's windows (dispatch::Dispatcher::bind). May outlive the channel (it then reads all-ones).
   [[nodiscard]] const std::shared_ptr<IoregionfdProxy>& proxy() const { return proxy_; }
   // The device process, or -1 for a thread server.
   [[nodiscard]] pid_t pid() const { return child_ ? child_->pid() : -1; }

@@ -1,5 +1,5 @@
 // The VMM side of an ioregionfd channel: an io::Device that stands in for a device served elsewhere, installed as a
-// window's carrier (io::WindowBinding::carrier). Each access becomes one command on the socket; a read waits for
+// window's carrier (the route's, dispatch/route.h). Each access becomes one command on the socket; a read waits for
 // the reply, a write waits for its acknowledgement unless writes are posted.
 //
 // Several vCPUs share one proxy, serialised on the proxy's own channel mutex (not Device::mutex(): the bus does not
