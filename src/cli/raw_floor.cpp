@@ -15,7 +15,6 @@
 #include <mutex>
 #include <thread>
 
-#include "boot/entry_state.h"
 #include "common/error.h"
 #include "kvm/system.h"
 #include "kvm/uapi.h"
@@ -83,8 +82,10 @@ std::string expected_exit(FloorAccess access) {
   return "?";
 }
 
-// 64-bit user mode, built from KVM_SET_SREGS alone. The GDT mirrors the hidden segment state so that nothing
-// changes if the backend ever reloads a descriptor.
+// 64-bit mode with paging, at CPL0 or CPL3 as the bench guest runs its loops, built from KVM_SET_SREGS alone. The
+// GDT mirrors the hidden segment state so that nothing changes if the backend ever reloads a descriptor.
+constexpr uint16_t kKernelCodeSelector = 0x08;
+constexpr uint16_t kKernelDataSelector = 0x10;
 constexpr uint16_t kUserDataSelector = 0x18 | 3;
 constexpr uint16_t kUserCodeSelector = 0x20 | 3;
 constexpr uint16_t kTssSelector = 0x28;
@@ -97,6 +98,8 @@ class ScratchVm {
     const auto& region = memory_.regions().front();
     vm_.set_memory_region(0, region.gpa, region.size, region.host);
     vm_.set_tss_and_identity_map(0xfeffd000, 0xfeffc000);
+    // As every machine has (iovmm's and QEMU's): an in-kernel LAPIC is work KVM does on every entry and exit.
+    vm_.create_irqchip();
     vcpu_ = std::make_unique<kvm::Vcpu>(vm_, 0);
     set_vcpu_cpuid(*vcpu_, system_, 1);
     const std::vector<uint8_t> code = loop_code(access);
@@ -113,17 +116,13 @@ class ScratchVm {
   std::unique_ptr<kvm::Vcpu> vcpu_;
 };
 
-void enter_cpl0(ScratchVm& scratch) {
-  apply_entry_state(scratch.vcpu(), boot::setup_protected_mode_entry(scratch.memory(), kCodeAddress, 0, 0));
-}
-
-kvm_segment user_segment(uint16_t selector, bool code) {
+kvm_segment flat_segment(uint16_t selector, bool code) {
   kvm_segment s{};
   s.selector = selector;
   s.limit = 0xffffffff;
   s.type = code ? 0xb : 0x3;
   s.present = 1;
-  s.dpl = 3;
+  s.dpl = selector & 3;
   s.s = 1;
   s.l = code ? 1 : 0;
   s.db = code ? 0 : 1;
@@ -131,7 +130,9 @@ kvm_segment user_segment(uint16_t selector, bool code) {
   return s;
 }
 
-void enter_cpl3(ScratchVm& scratch) {
+// The same paging and the same instructions at either privilege level: at CPL0 on kvm_pvm, KVM's emulator runs the
+// loop and walks these page tables to fetch each instruction, as it does for the bench guest's CPL0 loops.
+void enter_long_mode(ScratchVm& scratch, bool user) {
   GuestMemory& memory = scratch.memory();
   // Two 2 MiB user pages, identity-mapped through PML4 -> PDPT -> PD: RAM at 0, and the one holding the MMIO address
   // (a user page too: CPL3 must reach it). Flags: present, writable, user (+ page size; + PCD|PWT for the device page,
@@ -152,7 +153,7 @@ void enter_cpl3(ScratchVm& scratch) {
   // GDT: null, kernel code, kernel data, user data, user code, 16-byte TSS descriptor.
   const uint64_t tss_low = (kTssLimit & 0xffff) | ((kTssAddress & 0xffffff) << 16) | (uint64_t{0x8b} << 40) |
                            (uint64_t{(kTssLimit >> 16) & 0xf} << 48) | (((kTssAddress >> 24) & 0xff) << 56);
-  const std::array<uint64_t, 7> gdt = {0, 0x00209a0000000000, 0x0000920000000000, 0x00cff2000000ffff,
+  const std::array<uint64_t, 7> gdt = {0, 0x00af9a000000ffff, 0x00cf92000000ffff, 0x00cff2000000ffff,
                                        0x00affa000000ffff, tss_low, kTssAddress >> 32};
   ok = ok && memory.write_obj(kGdtAddress, gdt);
   // TSS: the I/O bitmap starts right after the 104-byte TSS and allows every port (all zero), then 0xFF.
@@ -161,12 +162,13 @@ void enter_cpl3(ScratchVm& scratch) {
   tss[0x67] = kTssIoBitmapOffset >> 8;
   tss[kTssLimit] = 0xff;
   ok = ok && memory.write(kTssAddress, tss.data(), tss.size());
-  if (!ok) throw Error("raw floor: CPL3 tables not in RAM");
+  if (!ok) throw Error("raw floor: page tables, GDT or TSS not in RAM");
 
   kvm::Vcpu& vcpu = scratch.vcpu();
   kvm_sregs sregs = vcpu.sregs();
-  sregs.cs = user_segment(kUserCodeSelector, true);
-  sregs.ds = sregs.es = sregs.fs = sregs.gs = sregs.ss = user_segment(kUserDataSelector, false);
+  sregs.cs = flat_segment(user ? kUserCodeSelector : kKernelCodeSelector, true);
+  sregs.ds = sregs.es = sregs.fs = sregs.gs = sregs.ss =
+      flat_segment(user ? kUserDataSelector : kKernelDataSelector, false);
   sregs.tr = kvm_segment{};
   sregs.tr.base = kTssAddress;
   sregs.tr.limit = kTssLimit;
@@ -279,11 +281,7 @@ RawFloorResult measure_variant(FloorAccess access, const std::string& mode, uint
   result.round_trips_per_batch = round_trips;
   try {
     ScratchVm scratch(access);
-    if (mode == "cpl3") {
-      enter_cpl3(scratch);
-    } else {
-      enter_cpl0(scratch);
-    }
+    enter_long_mode(scratch, mode == "cpl3");
     kvm::Vcpu& vcpu = scratch.vcpu();
     KvmRunDeadline deadline(vcpu, kVariantDeadline);
     auto fail = [&](const std::string& error) {

@@ -5,10 +5,11 @@
 // the least any VMM's exit path can cost for that access: iovmm's user-space paths are compared against it.
 //
 // Accesses: a port write (`out %al,%dx`), a port read (`in %dx,%al`), an MMIO write (`mov %al,(%rbx)`) and an MMIO
-// read (`mov (%rbx),%eax`) at a guest-physical address in no memory slot. Modes: CPL0 (32-bit protected mode without
-// paging; on kvm_pvm the loop itself runs in KVM's instruction emulator) and CPL3 (64-bit user mode set up directly
-// through KVM_SET_SREGS: user pages for the code and the MMIO address, a TSS whose I/O bitmap allows the port; no
-// guest set-up code at all). A variant that does not work on this KVM is reported with the reason instead of a
+// read (`mov (%rbx),%eax`) at a guest-physical address in no memory slot. Modes: CPL0 and CPL3, both in 64-bit mode
+// with paging as the bench guest runs its loops, set up directly through KVM_SET_SREGS (user pages for the code and
+// the MMIO address, a TSS whose I/O bitmap allows the port; no guest set-up code at all). On kvm_pvm the CPL0 loop
+// runs in KVM's instruction emulator, which walks the page tables for every instruction it fetches: a floor without
+// paging would be cheaper than any paged guest's loop. A variant that does not work on this KVM is reported with the reason instead of a
 // number.
 #pragma once
 
